@@ -1,0 +1,1 @@
+from .backbones import MobileMamba  # noqa: F401

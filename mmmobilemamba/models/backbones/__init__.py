@@ -1,0 +1,3 @@
+from .mobilemamba import MobileMamba
+
+__all__ = ['MobileMamba']

@@ -1,0 +1,194 @@
+"""MobileMamba backbone (CVPR'25), exact to the released checkpoints' state_dict layout."""
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.model import BaseModule
+from mmengine.registry import MODELS
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..layers import (FFN, Conv2d_BN, MobileMambaBlock, PatchMerging, Residual)
+from ..utils import fuse_modules, load_backbone_checkpoint
+
+MIN_INPUT_SIZE = 32
+
+
+def _variant(embed_dims, depths, drop_path_rate):
+    return dict(embed_dims=embed_dims, depths=depths, global_ratios=[0.8, 0.7, 0.6],
+                local_ratios=[0.2, 0.2, 0.3], kernel_sizes=[7, 5, 3], ssm_ratio=2,
+                drop_path_rate=drop_path_rate)
+
+
+@MODELS.register_module()
+class MobileMamba(BaseModule):
+    """MobileMamba backbone.
+
+    Stages are numbered as in the reference: 0 = patch_embed (stride 16), 1..3 =
+    ``blocks1..3`` (strides 16, 32, 64). The module's state_dict equals a released
+    classification checkpoint without its ``head.*``/``head_dist.*`` keys.
+
+    Args:
+        arch: a name in ``arch_zoo`` or a dict with ``embed_dims``, ``depths``,
+            ``global_ratios``, ``local_ratios``, ``kernel_sizes`` and ``ssm_ratio``
+            (``drop_path_rate`` optional).
+        in_channels: input channels.
+        out_indices: stages to return, 0..3 (negative counts from the end).
+        frozen_stages: freeze stages 0..frozen_stages (-1: none); stays frozen in train().
+        norm_eval: keep every BatchNorm in eval mode during training.
+        drop_path_rate: stochastic depth; ``None`` takes the variant's value.
+        scan_backend: selective-scan backend ('auto', 'torch', 'chunked', ...).
+        init_cfg: e.g. ``dict(type='Pretrained', checkpoint=path)``; takes official
+            (flat, ``net``/``net_E``/``model``/``state_dict``-wrapped) or OpenMMLab
+            (``backbone.``-prefixed) checkpoints and reports mismatched keys loudly.
+    """
+
+    arch_zoo: Dict[str, dict] = {
+        't2': _variant([144, 272, 368], [1, 2, 2], 0.0),
+        't4': _variant([176, 368, 448], [1, 2, 2], 0.0),
+        's6': _variant([192, 384, 448], [1, 2, 2], 0.0),
+        'b1': _variant([200, 376, 448], [2, 3, 2], 0.03),
+        'b2': _variant([200, 376, 448], [2, 3, 2], 0.03),
+        'b4': _variant([200, 376, 448], [2, 3, 2], 0.03),
+    }
+    arch_keys = ('embed_dims', 'depths', 'global_ratios', 'local_ratios', 'kernel_sizes',
+                 'ssm_ratio')
+    num_stages = 4  # patch_embed + 3 block stages
+
+    def __init__(self,
+                 arch: Union[str, dict] = 's6',
+                 in_channels: int = 3,
+                 out_indices: Union[int, Sequence[int]] = (3, ),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 drop_path_rate: Optional[float] = None,
+                 scan_backend: str = 'auto',
+                 init_cfg: Optional[Union[dict, list]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self._parse_arch(arch)
+        self.in_channels = in_channels
+        self.out_indices = self._parse_out_indices(out_indices)
+        if not -1 <= frozen_stages < self.num_stages:
+            raise ValueError(f'frozen_stages must be in [-1, {self.num_stages - 1}], '
+                             f'got {frozen_stages}.')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        s = self.arch_settings
+        if drop_path_rate is None:
+            drop_path_rate = s.get('drop_path_rate', 0.0)
+        dims, depths = s['embed_dims'], s['depths']
+        self.embed_dims = list(dims)
+
+        e = dims[0]
+        self.patch_embed = nn.Sequential(
+            Conv2d_BN(in_channels, e // 8, 3, 2, 1), nn.ReLU(),
+            Conv2d_BN(e // 8, e // 4, 3, 2, 1), nn.ReLU(),
+            Conv2d_BN(e // 4, e // 2, 3, 2, 1), nn.ReLU(),
+            Conv2d_BN(e // 2, e, 3, 2, 1))
+
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        for i in range(3):
+            blocks = []
+            if i > 0:
+                blocks += [self._transition(dims[i - 1]), PatchMerging(dims[i - 1], dims[i]),
+                           self._transition(dims[i])]
+            for _ in range(depths[i]):
+                blocks.append(MobileMambaBlock(
+                    dims[i], s['global_ratios'][i], s['local_ratios'][i],
+                    s['kernel_sizes'][i], s['ssm_ratio'], rates.pop(0), scan_backend))
+            self.add_module(f'blocks{i + 1}', nn.Sequential(*blocks))
+        self._freeze_stages()
+
+    @staticmethod
+    def _transition(dim: int) -> nn.Sequential:
+        """Residual DW3x3 + residual FFN around each PatchMerging."""
+        return nn.Sequential(Residual(Conv2d_BN(dim, dim, 3, 1, 1, groups=dim)),
+                             Residual(FFN(dim, 2 * dim)))
+
+    def _parse_arch(self, arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            if arch.lower() not in self.arch_zoo:
+                raise ValueError(f'Unknown MobileMamba arch {arch!r}; choose one of '
+                                 f'{sorted(self.arch_zoo)} or pass a dict with keys '
+                                 f'{list(self.arch_keys)}.')
+            return dict(self.arch_zoo[arch.lower()])
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or dict, got {type(arch).__name__}.')
+        missing = [k for k in self.arch_keys if k not in arch]
+        unknown = [k for k in arch if k not in self.arch_keys + ('drop_path_rate', )]
+        if missing or unknown:
+            raise ValueError(f'Custom arch dict: missing keys {missing}, unknown keys '
+                             f'{unknown}; expected {list(self.arch_keys)}.')
+        for k in self.arch_keys[:5]:
+            if len(arch[k]) != 3:
+                raise ValueError(f'arch[{k!r}] needs 3 values (one per stage), got {arch[k]}.')
+        return dict(arch)
+
+    def _parse_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        parsed = []
+        for i in out_indices:
+            if not isinstance(i, int) or not -self.num_stages <= i < self.num_stages:
+                raise ValueError(f'out_indices entries must be ints in [0, 3] (0 = patch_embed, '
+                                 f'1..3 = blocks1..3) or negative, got {tuple(out_indices)}.')
+            parsed.append(i % self.num_stages)
+        if not parsed:
+            raise ValueError('out_indices is empty; ask for at least one stage.')
+        return tuple(sorted(set(parsed)))
+
+    @property
+    def stages(self) -> Tuple[nn.Module, ...]:
+        return (self.patch_embed, self.blocks1, self.blocks2, self.blocks3)
+
+    @property
+    def out_channels(self) -> Tuple[int, ...]:
+        """Channels of each returned feature map, in ``out_indices`` order."""
+        chans = [self.embed_dims[0]] + self.embed_dims
+        return tuple(chans[i] for i in self.out_indices)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'MobileMamba expects (N, {self.in_channels}, H, W) input, got '
+                             f'{tuple(x.shape)}; set in_channels or fix the data pipeline.')
+        if x.shape[2] < MIN_INPUT_SIZE or x.shape[3] < MIN_INPUT_SIZE:
+            raise ValueError(f'MobileMamba needs inputs of at least {MIN_INPUT_SIZE}x'
+                             f'{MIN_INPUT_SIZE} pixels (total stride 64), got '
+                             f'{tuple(x.shape[2:])}; resize or pad the images.')
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        self._check_input(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def _freeze_stages(self) -> None:
+        for stage in self.stages[:self.frozen_stages + 1]:
+            stage.eval()
+            for p in stage.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'MobileMamba':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def init_weights(self) -> None:
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            load_backbone_checkpoint(self, cfg['checkpoint'], use_ema=cfg.get('use_ema', False),
+                                     strict=cfg.get('strict', False))
+            self._is_init = True
+        else:
+            super().init_weights()
+
+    def switch_to_deploy(self) -> None:
+        """Fold every BatchNorm into its conv (inference only; not reversible)."""
+        fuse_modules(self)
+        self.deploy = True
