@@ -47,9 +47,38 @@ class MBWTConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        c = self.channels
         xp = F.pad(x, (0, w % 2, 0, h % 2))
-        bands = F.conv2d(xp, self.wt_filter.to(x.dtype), stride=2, groups=c)
-        bands = self.wavelet_scale[0](self.wavelet_convs[0](bands))
-        wave = F.conv_transpose2d(bands, self.iwt_filter.to(x.dtype), stride=2, groups=c)
+        bands = self.wavelet_scale[0](self.wavelet_convs[0](haar_analysis(xp, self.wt_filter)))
+        wave = haar_synthesis(bands, self.iwt_filter)
         return self.base_scale(self.global_atten(x)) + wave[..., :h, :w]
+
+
+# The transforms are 2x2, stride-2 grouped (de)convolutions with one channel per group:
+# a 4x4 mix of each 2x2 pixel block. They are written as that mix, which computes the
+# same sums as F.conv2d / F.conv_transpose2d with these filters, because cuDNN runs the
+# grouped transposed convolution (and the forward's input gradient) group by group, which
+# took two thirds of an S6 forward on an H100.
+def _mix4(t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``out[:, c, i] = sum_j m[c, i, j] * t[:, c, j]`` for t (N, C, 4, H, W), m (C, 4, 4),
+    accumulated in float32 at least (as a convolution would) and returned in t's dtype."""
+    acc = torch.promote_types(t.dtype, torch.float32)
+    out = (m[None, :, :, :, None, None].to(acc) * t[:, :, None].to(acc)).sum(3)
+    return out.to(t.dtype)
+
+
+def haar_analysis(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """``F.conv2d(x, filters, stride=2, groups=C)`` for (4C, 1, 2, 2) filters, even H, W."""
+    n, c, h, w = x.shape
+    blocks = x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4)
+    blocks = blocks.reshape(n, c, 4, h // 2, w // 2)          # [.., 2p + q, i, j]
+    return _mix4(blocks, filters.reshape(c, 4, 4)).reshape(n, 4 * c, h // 2, w // 2)
+
+
+def haar_synthesis(bands: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """``F.conv_transpose2d(bands, filters, stride=2, groups=C)`` for (4C, 1, 2, 2)
+    filters: each band value spreads over its 2x2 output block."""
+    n, c4, h, w = bands.shape
+    c = c4 // 4
+    out = _mix4(bands.reshape(n, c, 4, h, w), filters.reshape(c, 4, 4).transpose(1, 2))
+    out = out.reshape(n, c, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3)
+    return out.reshape(n, c, 2 * h, 2 * w)

@@ -61,3 +61,14 @@ def load_backbone_checkpoint(backbone: nn.Module, filename: str, use_ema: bool =
     else:
         print_log(f'Loaded all {len(state)} backbone tensors from {filename}',
                   logger='current')
+
+
+def official_key_to_mmpretrain(key: str) -> str:
+    """Official classifier key -> our mmpretrain ImageClassifier key (BNLinearClsHead
+    holds ``head``/``head_dist`` as children, so head keys gain one ``head.``)."""
+    return ('head.' if key.startswith(HEAD_PREFIXES) else 'backbone.') + key
+
+
+def official_to_mmpretrain(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Rename a whole official state_dict for the mmpretrain classifier, keeping order."""
+    return {official_key_to_mmpretrain(k): v for k, v in state_dict.items()}

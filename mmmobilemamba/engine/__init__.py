@@ -1,0 +1,3 @@
+from .hooks import SwitchToDeployHook
+
+__all__ = ['SwitchToDeployHook']

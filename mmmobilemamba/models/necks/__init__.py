@@ -1,0 +1,1 @@
+"""mmdet necks (imported only when mmdet is installed)."""

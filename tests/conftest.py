@@ -1,0 +1,21 @@
+"""Shared test helpers: fixture locations and the relative-error measure used everywhere."""
+import os.path as osp
+
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+FIXTURES = osp.join(osp.dirname(REPO), 'shared', 'fixtures')
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    """||a - b|| / ||b||, computed in float64."""
+    a, b = a.detach().double(), b.detach().double()
+    return ((a - b).norm() / b.norm()).item()
+
+
+def load_fixture(name: str) -> dict:
+    path = osp.join(FIXTURES, name)
+    if not osp.exists(path):
+        pytest.fail(f'fixture {path} missing: the repo expects ../shared/fixtures beside it')
+    return torch.load(path, weights_only=False)

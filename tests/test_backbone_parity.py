@@ -1,0 +1,102 @@
+"""Parity with the reference implementation on the shared fixtures (spec section 7 caution:
+the fixtures use the per-sample direction merge). Tolerances: the fixtures' own
+float32-vs-float64 gap is ~1e-5 (eval) and ~1e-4 (grads), so 1e-4 / 1e-3 relative."""
+import copy
+
+import pytest
+import torch
+from mmpretrain.models import ImageClassifier
+
+from mmmobilemamba.models.utils import (fuse_modules, official_key_to_mmpretrain,
+                                        official_to_mmpretrain)
+
+from conftest import load_fixture, rel_err
+
+FIXTURES = ['parity_small.pt', 'parity_small_distill.pt']
+BACKENDS = ['torch', 'chunked']
+
+
+def build_classifier(fix: dict, backend: str) -> ImageClassifier:
+    c = fix['config']
+    arch = dict(embed_dims=c['embed_dim'], depths=c['depth'], global_ratios=c['global_ratio'],
+                local_ratios=c['local_ratio'], kernel_sizes=c['kernels'],
+                ssm_ratio=c['ssm_ratio'])
+    model = ImageClassifier(
+        backbone=dict(type='MobileMamba', arch=arch, out_indices=(0, 1, 2, 3),
+                      drop_path_rate=c['drop_path'], scan_backend=backend),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='BNLinearClsHead', num_classes=c['num_classes'],
+                  in_channels=c['embed_dim'][-1], distillation=c['distillation']))
+    model.load_state_dict(official_to_mmpretrain(fix['state_dict']), strict=True)
+    return model
+
+
+def logits(model, x):
+    return model(x, mode='tensor')
+
+
+@pytest.fixture(scope='module', params=FIXTURES)
+def fix(request):
+    return load_fixture(request.param)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_eval_logits_and_features(fix, backend):
+    model = build_classifier(fix, backend).eval()
+    with torch.no_grad():
+        for suffix, x in (('', fix['x']), ('_odd', fix['x_odd'])):
+            feats = model.backbone(x)
+            for i, (ours, ref) in enumerate(zip(feats, fix['features_eval' + suffix])):
+                assert ours.shape == ref.shape
+                assert rel_err(ours, ref) <= 1e-4, f'stage {i}{suffix}'
+            assert rel_err(logits(model, x), fix['logits_eval' + suffix]) <= 1e-4
+
+
+def test_fused_logits(fix):
+    model = build_classifier(fix, 'chunked').eval()
+    fuse_modules(model)
+    assert not any('bn' in k.split('.')[-2] for k in model.state_dict()
+                   if k.startswith('backbone.patch_embed'))
+    with torch.no_grad():
+        assert rel_err(logits(model, fix['x']), fix['logits_fused']) <= 1e-4
+        assert rel_err(logits(model, fix['x_odd']), fix['logits_fused_odd']) <= 1e-4
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_train_loss_grads_and_bn_stats(fix, backend):
+    model = build_classifier(fix, backend).train()
+    x = fix['x'].clone().requires_grad_(True)
+    out = logits(model, x)
+    outs = out if isinstance(out, tuple) else (out, )
+    loss = sum(o.square().mean() for o in outs)
+    loss.backward()
+    assert rel_err(loss, fix['loss_train']) <= 1e-3
+    params = dict(model.named_parameters())
+    ours, refs = [], []
+    for key, ref in fix['grads_all'].items():
+        grad = params[official_key_to_mmpretrain(key)].grad
+        assert grad is not None, key
+        ours.append(grad.flatten())
+        refs.append(ref.flatten())
+    assert rel_err(torch.cat(ours), torch.cat(refs)) <= 1e-3
+    for key, ref in fix['grads'].items():
+        grad = x.grad if key == 'x' else params[official_key_to_mmpretrain(key)].grad
+        assert rel_err(grad, ref) <= 1e-3, key
+    buffers = dict(model.named_buffers())
+    for key, ref in fix['buffers_after_train'].items():
+        got = buffers[official_key_to_mmpretrain(key)]
+        if ref.dtype.is_floating_point:
+            assert rel_err(got, ref) <= 1e-4, key
+        else:
+            assert torch.equal(got, ref), key
+
+
+def test_official_layout_loads_strictly_into_backbone(fix):
+    from mmmobilemamba.models import MobileMamba
+    c = fix['config']
+    backbone = MobileMamba(arch=dict(
+        embed_dims=c['embed_dim'], depths=c['depth'], global_ratios=c['global_ratio'],
+        local_ratios=c['local_ratio'], kernel_sizes=c['kernels'], ssm_ratio=c['ssm_ratio']))
+    sd = {k: v for k, v in fix['state_dict'].items() if not k.startswith(('head.', 'head_dist.'))}
+    assert list(backbone.state_dict()) == list(sd)
+    backbone.load_state_dict(copy.deepcopy(sd), strict=True)

@@ -1,0 +1,71 @@
+"""Parameters and FLOPs of a MobileMamba variant or of any config's model.
+
+    python tools/analysis/get_flops.py s6                      # classifier, 224x224
+    python tools/analysis/get_flops.py b1 --shape 256 256 --fused
+    python tools/analysis/get_flops.py configs/detection/retinanet_mobilemamba_b1.py \
+        --shape 800 1280
+
+One multiply-add counts as one FLOP; the selective scan counts 9*B*L*D*N + B*D*L
+(mmmobilemamba/analysis/flops.py). Configs are measured through ``model(x, mode='tensor')``.
+"""
+import argparse
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+from torch import nn
+
+import mmmobilemamba  # noqa: F401  (registers our modules)
+from mmmobilemamba.analysis import count_flops
+from mmmobilemamba.models import MobileMamba
+from mmmobilemamba.models.utils import fuse_modules
+
+RESOLUTION = {'t2': 192, 't4': 192, 's6': 224, 'b1': 256, 'b2': 384, 'b4': 512}
+
+
+class TensorMode(nn.Module):
+    """Call an OpenMMLab model the way a plain module is called, for tracing."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        return self.model(x, mode='tensor')
+
+
+def build(target: str, num_classes: int = 1000) -> nn.Module:
+    if target.lower() in MobileMamba.arch_zoo:
+        init_default_scope('mmpretrain')
+        backbone = MobileMamba(target)
+        return MODELS.build(dict(
+            type='ImageClassifier', backbone=dict(type='MobileMamba', arch=target),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='BNLinearClsHead', num_classes=num_classes,
+                      in_channels=backbone.embed_dims[-1])))
+    cfg = Config.fromfile(target)
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    return MODELS.build(cfg.model)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('target', help=f'a variant ({", ".join(RESOLUTION)}) or a config file')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help="input size (default: the variant's resolution)")
+    parser.add_argument('--fused', action='store_true', help='count the BN-fused model')
+    args = parser.parse_args()
+    if args.shape is None:
+        if args.target.lower() not in RESOLUTION:
+            parser.error('--shape H W is required for a config')
+        args.shape = [RESOLUTION[args.target.lower()]] * 2
+    model = build(args.target).eval()
+    if args.fused:
+        fuse_modules(model)
+    flops, params = count_flops(TensorMode(model), (torch.randn(1, 3, *args.shape), ))
+    print(f'target: {args.target}\ninput: 1x3x{args.shape[0]}x{args.shape[1]}\n'
+          f'params: {params:,} ({params / 1e6:.2f}M)\nflops: {flops:,} ({flops / 1e9:.3f}G)')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,81 @@
+"""Test any mmmobilemamba config + checkpoint with the task's real metrics.
+
+The task library follows from the config's ``default_scope`` (mmpretrain, mmdet, mmseg).
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.evaluator import DumpResults
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import mmmobilemamba  # noqa: F401  (registers our modules)
+from mmmobilemamba.utils import check_dataset_paths
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a MobileMamba model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='directory for the evaluation logs')
+    parser.add_argument('--out', help='dump raw predictions to this pickle file')
+    parser.add_argument('--show-dir', help='draw predictions into this folder '
+                        '(inside the work dir\'s timestamped folder for det/seg)')
+    parser.add_argument('--fuse', action='store_true',
+                        help='fold BatchNorm into convs/linears before testing (deploy mode)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. test_dataloader.batch_size=8')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def enable_visualization(cfg: Config, show_dir: str) -> None:
+    """Turn on the task library's own visualization hook, writing into ``show_dir``."""
+    scope = cfg.get('default_scope')
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise KeyError('--show-dir needs default_hooks.visualization in the config '
+                       f'(scope {scope!r}).')
+    if scope == 'mmpretrain':
+        hook.update(enable=True, out_dir=show_dir)
+    elif scope in ('mmdet', 'mmseg'):
+        hook.update(draw=True, test_out_dir=show_dir)
+    else:
+        raise ValueError(f'--show-dir does not know the visualization hook of scope {scope!r}.')
+
+
+def build_cfg(args: argparse.Namespace) -> Config:
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        enable_visualization(cfg, args.show_dir)
+    if args.fuse:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='SwitchToDeployHook')]
+    return cfg
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = build_cfg(args)
+    check_dataset_paths(cfg, splits=('test_dataloader', ))
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'Checkpoint {args.checkpoint} does not exist.')
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    if args.out:
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
