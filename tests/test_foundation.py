@@ -65,9 +65,9 @@ class TinyModel(BaseModel):
         self.fc = torch.nn.Linear(64, 2)
 
     def forward(self, inputs, labels=None, mode='loss'):
-        logits = self.fc(self.backbone(torch.stack(inputs))[-1].mean((2, 3)))
+        logits = self.fc(self.backbone(inputs)[-1].mean((2, 3)))  # default_collate stacked
         if mode == 'loss':
-            return dict(loss=torch.nn.functional.cross_entropy(logits, torch.stack(labels)))
+            return dict(loss=torch.nn.functional.cross_entropy(logits, labels))
         return logits
 
 

@@ -37,9 +37,7 @@ PIP=("$VENV/bin/python" -m pip)
     addict packaging Pillow pyyaml yapf
 
 if ! mmcv_ops_ok; then
-    # torch >= 2.14 headers need C++20 but mmcv forces -std=c++17; GCC honours the last -std.
-    wrap="$VENV/bin/cxx20"
-    printf '#!/bin/sh\nexec g++ "$@" -std=c++20\n' > "$wrap"; chmod +x "$wrap"
+    wrap="$ROOT/tools/cxx20"   # torch >= 2.14 needs C++20; mmcv forces -std=c++17
     "${PIP[@]}" uninstall -y -q mmcv mmcv-lite 2>/dev/null || true
     cache_flag=()
     # A cached wheel without ops (built in isolation, or by another torch) must not be reused.
