@@ -61,7 +61,10 @@ def build_cfg(args: argparse.Namespace) -> Config:
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
     if args.fuse:
-        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='SwitchToDeployHook')]
+        # A checkpoint saved under an EMAHook already holds the EMA weights in `state_dict`,
+        # and the hook's swap-back after testing cannot pair the fused model's tensors.
+        cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if 'EMA' not in h['type']]
+        cfg.custom_hooks.append(dict(type='SwitchToDeployHook'))
     return cfg
 
 

@@ -16,5 +16,6 @@ def _importable(name: str) -> bool:
 __all__ = ['MobileMamba']
 if _importable('mmpretrain'):
     from . import heads  # noqa: F401
+    from . import classifiers  # noqa: F401
 if _importable('mmdet'):
     from . import necks  # noqa: F401

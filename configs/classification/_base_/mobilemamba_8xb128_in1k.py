@@ -1,0 +1,57 @@
+# MobileMamba on ImageNet-1k: the paper's 300-epoch recipe for 8 GPUs x 128 images.
+# mmpretrain's Swin/DeiT ImageNet base already holds the DeiT augmentation that the paper
+# follows (RandomResizedCrop + flip + RandAugment rand-m9-mstd0.5-inc1 + RandomErasing .25,
+# bicubic, pillow; test: short edge res / 0.875, centre crop) at 224; variant files set the
+# arch, the head width and their resolution.
+_base_ = [
+    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
+    'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['mmmobilemamba'], allow_failed_imports=False)
+
+# model: mixup .8 / cutmix 1.0 (one of the two per batch, as timm's switch_prob .5) on
+# label-smoothed (.1) soft targets. No ColorJitter: timm skips it when RandAugment is on.
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='MobileMamba', arch='s6'),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='BNLinearClsHead',
+        num_classes=1000,
+        in_channels=448,
+        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original')),
+    train_cfg=dict(
+        augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)],
+        probs=[0.5, 0.5]))
+
+# data: 128 images per GPU
+train_dataloader = dict(batch_size=128, num_workers=8, persistent_workers=True, drop_last=True)
+val_dataloader = dict(batch_size=128, num_workers=8, persistent_workers=True)
+test_dataloader = val_dataloader
+
+# schedule: AdamW lr 1.5e-3 for 1024 images (--auto-scale-lr rescales it), no weight decay
+# on norms, biases and 1-D parameters (as timm's optimizer factory), grad-norm clip 5.
+optim_wrapper = dict(
+    optimizer=dict(type='AdamW', lr=1.5e-3, weight_decay=0.05, eps=1e-8, betas=(0.9, 0.999)),
+    paramwise_cfg=dict(
+        _delete_=True, norm_decay_mult=0.0, bias_decay_mult=0.0, flat_decay_mult=0.0),
+    clip_grad=dict(max_norm=5.0))
+# 20 warm-up epochs from lr / 1000, then per-iteration cosine to lr / 100 at max_epochs.
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, end=20,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min_ratio=1e-2, by_epoch=True, begin=20,
+         convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
+auto_scale_lr = dict(base_batch_size=1024)
+
+# runtime: EMA of weights and BN statistics with decay .9998 (mmengine's momentum = 1 - decay);
+# validation, testing and saved state_dicts use the EMA weights.
+custom_hooks = [
+    dict(type='EMAHook', momentum=2e-4, update_buffers=True, priority='ABOVE_NORMAL')
+]
+default_hooks = dict(
+    logger=dict(interval=100),
+    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3, save_best='auto'))

@@ -1,0 +1,1 @@
+"""Dataset helpers (toy data generators); importing this package pulls in nothing heavy."""
