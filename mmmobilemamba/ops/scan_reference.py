@@ -12,12 +12,14 @@ def scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     dt = F.softplus(delta + delta_bias[None, :, :, None])        # (Bt, K, d, L)
     length = u.shape[-1]
     y = D.sum(0)[None, :, None] * u
+    # Unbind once: indexing one position at a time would make backward quadratic in L.
+    u_l = u.unbind(-1)
     for k, order in ((0, range(length)), (1, reversed(range(length)))):
+        dt_l, B_l, C_l = dt[:, k].unbind(-1), B[:, k].unbind(-1), C[:, k].unbind(-1)
         h = u.new_zeros(u.shape[:2])
         outs = [None] * length
         for pos in order:
-            dt_l = dt[:, k, :, pos]
-            h = torch.exp(dt_l * A[k]) * h + dt_l * B[:, k, pos, None] * u[:, :, pos]
-            outs[pos] = C[:, k, pos, None] * h
+            h = torch.exp(dt_l[pos] * A[k]) * h + dt_l[pos] * B_l[pos][:, None] * u_l[pos]
+            outs[pos] = C_l[pos][:, None] * h
         y = y + torch.stack(outs, dim=-1)
     return y

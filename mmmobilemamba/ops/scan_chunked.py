@@ -1,0 +1,65 @@
+"""Vectorised pure-PyTorch selective scan: runs on any device, differentiates and exports.
+
+The d_state=1 recurrence ``h_l = a_l h_{l-1} + x_l`` is solved by a chunked (radix) scan:
+positions are grouped in chunks of ``chunk_size``, each chunk is scanned locally from a
+zero state (``chunk_size`` unrolled element-wise steps over *all* chunks at once), the
+chunk end states are themselves a recurrence of length ``L / chunk_size`` solved by the
+same function, and each chunk then adds its decayed incoming state. Python only recurses
+on the shape (about log_chunk(L) levels), never on tensor values, and the total work is
+O(L), unlike a Hillis-Steele scan (O(L log L)) or a masked T x T chunk matrix (O(L T)
+exponentials); both of those measured slower on CPU.
+
+The decays ``a = exp(dt * A)`` lie in (0, 1] for A < 0 and are only ever multiplied
+together, so nothing can overflow however large ``dt * A`` gets (products underflow to 0,
+which is the exact limit), and gradients stay finite.
+"""
+import torch
+import torch.nn.functional as F
+
+#: Measured fastest on CPU (2 threads) for d=320..544, L=16..4200; 3..8 are within ~20%.
+DEFAULT_CHUNK_SIZE = 4
+
+
+def linear_scan(a: torch.Tensor, x: torch.Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE
+                ) -> torch.Tensor:
+    """Solve ``h_l = a_l h_{l-1} + x_l`` (``h_{-1} = 0``) along the last dim, vectorised."""
+    length = x.shape[-1]
+    size = max(2, min(chunk_size, length))
+    pad = -length % size
+    if pad:  # padded tail positions are computed and dropped; they never feed real ones
+        a, x = F.pad(a, (0, pad)), F.pad(x, (0, pad))
+    a_c = a.unflatten(-1, (-1, size)).unbind(-1)  # size tensors of (..., num_chunks)
+    x_c = x.unflatten(-1, (-1, size)).unbind(-1)
+    h, decay = [x_c[0]], [a_c[0]]  # local state from zero, and decay since chunk start
+    for i in range(1, size):
+        h.append(torch.addcmul(x_c[i], a_c[i], h[-1]))  # fused a * h + x
+        decay.append(a_c[i] * decay[-1])
+    if h[0].shape[-1] > 1:  # carry the chunk end states across chunks
+        ends = linear_scan(decay[-1], h[-1], chunk_size)
+        h_in = F.pad(ends[..., :-1], (1, 0))
+        h = [torch.addcmul(h_i, d_i, h_in) for h_i, d_i in zip(h[:-1], decay[:-1])] + [ends]
+    return torch.stack(h, -1).flatten(-2)[..., :length]
+
+
+def flip_direction1(t: torch.Tensor) -> torch.Tensor:
+    """Flip direction 1 (dim 1) along positions so both directions scan forwards."""
+    return torch.stack([t[:, 0], t[:, 1].flip(-1)], 1)
+
+
+def scan_chunked(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                 C: torch.Tensor, D: torch.Tensor, delta_bias: torch.Tensor,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE) -> torch.Tensor:
+    """Bidirectional d_state=1 scan without a Python loop over positions (see ``selective_scan``).
+
+    ``chunk_size`` only trades speed (see ``DEFAULT_CHUNK_SIZE``); any value >= 2 gives the
+    same result up to rounding.
+    """
+    dtype = torch.promote_types(u.dtype, torch.float32)
+    u, delta, A, B, C, D, delta_bias = (t.to(dtype) for t in (u, delta, A, B, C, D, delta_bias))
+    u_k = torch.stack([u, u.flip(-1)], 1)                               # (Bt, 2, d, L)
+    dt = F.softplus(flip_direction1(delta) + delta_bias[None, :, :, None])
+    B, C = flip_direction1(B), flip_direction1(C)                       # (Bt, 2, L)
+    a = torch.exp(dt * A[None, :, :, None])
+    h = linear_scan(a, dt * B[:, :, None] * u_k, chunk_size)
+    y = C[:, :, None] * h
+    return y[:, 0] + y[:, 1].flip(-1) + D.sum(0)[None, :, None] * u
