@@ -13,6 +13,7 @@ import torch
 from .scan_chunked import scan_chunked
 from .scan_mamba_ssm import mamba_ssm_unavailable, scan_mamba_ssm
 from .scan_reference import scan_reference
+from .scan_triton import scan_triton, triton_unavailable
 
 ENV_VAR = 'MMMOBILEMAMBA_SCAN_BACKEND'
 #: 'auto' takes the first registered backend that can run on the inputs.
@@ -45,6 +46,7 @@ def register_backend(name: str, fn: ScanFn, unavailable: Optional[Unavailable] =
 register_backend('torch', scan_reference)
 register_backend('chunked', scan_chunked)
 register_backend('mamba_ssm', scan_mamba_ssm, mamba_ssm_unavailable)
+register_backend('triton', scan_triton, triton_unavailable)
 
 
 def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,

@@ -3,7 +3,6 @@ row-major flattened feature map (spec section 7)."""
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mmmobilemamba.ops import selective_scan
