@@ -44,8 +44,11 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
                        f'(scope {scope!r}).')
     if scope == 'mmpretrain':
         hook.update(enable=True, out_dir=show_dir)
-    elif scope in ('mmdet', 'mmseg'):
+    elif scope == 'mmdet':
         hook.update(draw=True, test_out_dir=show_dir)
+    elif scope == 'mmseg':  # its hook has no test_out_dir; draw every image into save_dir
+        hook.update(draw=True, interval=1)
+        cfg.visualizer.save_dir = show_dir
     else:
         raise ValueError(f'--show-dir does not know the visualization hook of scope {scope!r}.')
 

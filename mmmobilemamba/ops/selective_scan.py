@@ -94,13 +94,15 @@ def _auto_backend(u: torch.Tensor) -> str:
     """First available backend of ``AUTO_ORDER``, cached per device type and dtype."""
     key = (u.device.type, u.dtype)
     if key not in _auto_cache:
-        name = next(n for n in AUTO_ORDER if n in BACKENDS and _UNAVAILABLE[n](u) is None)
-        _auto_cache[key] = name
-        if (u.device.type, name) not in _auto_logged:
-            _auto_logged.add((u.device.type, name))
-            _log(f"selective_scan backend 'auto' chose {name!r} for {u.device.type} tensors "
-                 f'(set ${ENV_VAR} or pass backend= to override).')
-    return _auto_cache[key]
+        _auto_cache[key] = next(n for n in AUTO_ORDER
+                                if n in BACKENDS and _UNAVAILABLE[n](u) is None)
+    name = _auto_cache[key]
+    # Logging takes a lock that torch.compile cannot trace; log on the next eager call.
+    if (u.device.type, name) not in _auto_logged and not torch.compiler.is_compiling():
+        _auto_logged.add((u.device.type, name))
+        _log(f"selective_scan backend 'auto' chose {name!r} for {u.device.type} tensors "
+             f'(set ${ENV_VAR} or pass backend= to override).')
+    return name
 
 
 def _log(msg: str) -> None:

@@ -63,6 +63,9 @@ def main() -> None:
     if args.fused:
         fuse_modules(model)
     flops, params = count_flops(TensorMode(model), (torch.randn(1, 3, *args.shape), ))
+    aux = getattr(model, 'auxiliary_head', None)
+    if aux is not None:  # training-only head: not counted, as mmseg's get_flops does
+        params -= sum(p.numel() for p in aux.parameters())
     print(f'target: {args.target}\ninput: 1x3x{args.shape[0]}x{args.shape[1]}\n'
           f'params: {params:,} ({params / 1e6:.2f}M)\nflops: {flops:,} ({flops / 1e9:.3f}G)')
 
