@@ -19,3 +19,12 @@ def load_fixture(name: str) -> dict:
     if not osp.exists(path):
         pytest.fail(f'fixture {path} missing: the repo expects ../shared/fixtures beside it')
     return torch.load(path, weights_only=False)
+
+
+@pytest.fixture(autouse=True)
+def isolated_default_scope():
+    """Each test starts in the mmpretrain scope and cannot leak its own (e.g. a detection
+    test's init_default_scope('mmdet')) into the next one."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield

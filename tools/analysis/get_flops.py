@@ -17,6 +17,7 @@ from torch import nn
 
 import mmmobilemamba  # noqa: F401  (registers our modules)
 from mmmobilemamba.analysis import count_flops
+from mmmobilemamba.analysis.det_flops import DetectorFlopWrapper, is_two_stage
 from mmmobilemamba.models import MobileMamba
 from mmmobilemamba.models.utils import fuse_modules
 
@@ -62,7 +63,8 @@ def main() -> None:
     model = build(args.target).eval()
     if args.fused:
         fuse_modules(model)
-    flops, params = count_flops(TensorMode(model), (torch.randn(1, 3, *args.shape), ))
+    wrapped = DetectorFlopWrapper(model) if is_two_stage(model) else TensorMode(model)
+    flops, params = count_flops(wrapped, (torch.randn(1, 3, *args.shape), ))
     aux = getattr(model, 'auxiliary_head', None)
     if aux is not None:  # training-only head: not counted, as mmseg's get_flops does
         params -= sum(p.numel() for p in aux.parameters())

@@ -1,7 +1,10 @@
 """MobileMamba backbone (CVPR'25), exact to the released checkpoints' state_dict layout."""
+import logging
+import warnings
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import nn
@@ -181,12 +184,19 @@ class MobileMamba(BaseModule):
 
     def init_weights(self) -> None:
         cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+        if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
+            super().init_weights()
+        elif cfg.get('checkpoint') is None:
+            msg = ('MobileMamba: init_cfg is Pretrained but no checkpoint is set, so the '
+                   'backbone starts from RANDOM weights. Set the config\'s `pretrained` / '
+                   'model.backbone.init_cfg.checkpoint to the released classification weights.')
+            warnings.warn(msg)
+            print_log(msg, logger='current', level=logging.WARNING)
+            self._is_init = True
+        else:
             load_backbone_checkpoint(self, cfg['checkpoint'], use_ema=cfg.get('use_ema', False),
                                      strict=cfg.get('strict', False))
             self._is_init = True
-        else:
-            super().init_weights()
 
     def switch_to_deploy(self) -> None:
         """Fold every BatchNorm into its conv (inference only; not reversible)."""
