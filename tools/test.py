@@ -3,16 +3,14 @@
 The task library follows from the config's ``default_scope`` (mmpretrain, mmdet, mmseg).
 """
 import argparse
-import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.evaluator import DumpResults
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import mmmobilemamba  # noqa: F401  (registers our modules)
 from mmmobilemamba.utils import check_dataset_paths
+from mmmobilemamba.utils.run_config import add_launch_args, build_runner, load_run_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -25,14 +23,8 @@ def parse_args() -> argparse.Namespace:
                         '(inside the work dir\'s timestamped folder for det/seg)')
     parser.add_argument('--fuse', action='store_true',
                         help='fold BatchNorm into convs/linears before testing (deploy mode)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, e.g. test_dataloader.batch_size=8')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_launch_args(parser, 'test_dataloader.batch_size=8')
+    return parser.parse_args()
 
 
 def enable_visualization(cfg: Config, show_dir: str) -> None:
@@ -54,12 +46,7 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
 
 
 def build_cfg(args: argparse.Namespace) -> Config:
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_run_config(args)
     cfg.load_from = args.checkpoint
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
@@ -77,7 +64,7 @@ def main() -> None:
     check_dataset_paths(cfg, splits=('test_dataloader', ))
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'Checkpoint {args.checkpoint} does not exist.')
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     if args.out:
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     runner.test()
