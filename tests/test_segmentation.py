@@ -173,6 +173,7 @@ def test_toy_config(method):
 
 def test_toy_ade_layout_and_labels(tmp_path):
     from mmseg.datasets import ADE20KDataset
+    init_default_scope('mmseg')  # mmseg's LoadAnnotations, not another library's
     root = make_toy_ade(str(tmp_path), num_train=3, num_val=2, size=64, num_classes=4)
     assert root == osp.join(str(tmp_path), 'ADEChallengeData2016')
     assert len(os.listdir(osp.join(root, 'images', 'training'))) == 3
@@ -194,6 +195,7 @@ def test_toy_ade_layout_and_labels(tmp_path):
 def test_toy_ade_through_mmseg_pipeline(tmp_path):
     """ADE20KDataset + reduce_zero_label maps 0 -> 255 (ignored) and k -> k - 1."""
     from mmseg.datasets import ADE20KDataset
+    init_default_scope('mmseg')  # mmseg's LoadAnnotations, not another library's
     root = make_toy_ade(str(tmp_path), num_train=2, num_val=1, size=64)
     ds = ADE20KDataset(
         data_root=root, data_prefix=dict(img_path='images/training',
