@@ -172,3 +172,13 @@ def test_fresh_block_returns_twice_its_input():
     block = MobileMamba(TINY).blocks1[0].eval()
     x = torch.randn(2, 32, 8, 8)
     assert torch.allclose(block(x), 2 * x, atol=1e-6)
+
+
+def test_fused_s6_traces_as_one_graph_on_cpu():
+    """torch.compile sees the fused S6 (CPU 'auto' scan, i.e. 'chunked') as one graph: no
+    graph breaks, so fullgraph=True compiles it (the GPU side is in test_scan_triton)."""
+    model = MobileMamba('s6').eval()
+    model.switch_to_deploy()
+    explanation = torch._dynamo.explain(model)(torch.randn(1, 3, 64, 64))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1

@@ -32,7 +32,9 @@ def mamba_ssm_unavailable(u: torch.Tensor) -> Optional[str]:
         problems.append(f'its kernel needs CUDA tensors, got {u.device.type} tensors')
     if u.dtype == torch.float64:
         problems.append('its kernel has no float64 version')
-    err = _import_error()
+    # While torch.compile traces 'auto' on CPU tensors the answer is known already; an import
+    # there would be a graph break. Eagerly the message also says how to install it.
+    err = None if problems and torch.compiler.is_compiling() else _import_error()
     if err is not None:
         problems.append(f'the mamba_ssm package cannot be imported ({err}); {INSTALL_HINT}')
     return '; '.join(problems) or None

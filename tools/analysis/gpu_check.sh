@@ -7,6 +7,8 @@
 #   bash tools/analysis/gpu_check.sh explore   # tests, kernel sweep, S6 eager/compile/profile
 #   bash tools/analysis/gpu_check.sh final-a   # S6 training, inference t2/t4/s6, eager all
 #   bash tools/analysis/gpu_check.sh final-b   # inference s6/b1/b2/b4, tests, scan, train profile
+#   bash tools/analysis/gpu_check.sh s2-a      # tests, scan (fast/exact softplus), S6 training
+#   bash tools/analysis/gpu_check.sh s2-b      # compiled B2/B4 inference
 # Each phase fits one 10-minute device command on an H100 only with little to spare (compiling
 # a variant takes ~25 s, a training graph ~90 s); docs/benchmarks.md says which logs each ran.
 set -u
@@ -64,5 +66,16 @@ final-b)   # compiled S6, tests, kernel bandwidth, training profile, compiled b1
     timeout 60 python3 tools/analysis/scan_bandwidth.py > "$OUT/scan.log" 2>&1
     tail -10 "$OUT/scan.log"
     timeout 200 $B --arch b1 b2 b4 --amp none bf16 $INFER >> "$LOG" 2>&1 ;;
+s2-a)      # session 2: kernel tests and bandwidth, training eager vs one CUDA graph per step
+    run_tests
+    timeout 90 python3 tools/analysis/scan_bandwidth.py > "$OUT/scan.log" 2>&1
+    timeout 60 python3 tools/analysis/scan_bandwidth.py --exact-softplus > "$OUT/scan_exact.log" 2>&1
+    tail -10 "$OUT/scan.log"; tail -10 "$OUT/scan_exact.log"
+    {
+        timeout 90 $B --arch s6 --amp none bf16 --channels-last --train --runs 2
+        timeout 90 $B --arch s6 --amp none bf16 --channels-last --train --cuda-graph --runs 2
+    } > "$LOG" 2>&1 ;;
+s2-b)      # session 2: compiled inference of B2 and B4 (missing from the first session)
+    timeout 400 $B --arch b2 b4 --amp none bf16 $INFER > "$LOG" 2>&1 ;;
 esac
 grep -E '^(arch|[tsb][0-9] )' "$LOG"

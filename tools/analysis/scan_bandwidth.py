@@ -118,10 +118,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--sweep', action='store_true', help='time the tile/warp settings too')
     p.add_argument('--json', type=Path, default=None)
+    p.add_argument('--exact-softplus', action='store_true',
+                   help="single-tile forward with Kahan's softplus (FWD_FAST_SOFTPLUS=False)")
     args = p.parse_args()
+    st.FWD_FAST_SOFTPLUS = not args.exact_softplus
     bw = copy_bandwidth()
     print(f'{torch.cuda.get_device_name()}: copy bandwidth {bw / 1e12:.3f} TB/s '
-          f'(read + write), torch {torch.__version__}')
+          f'(read + write), torch {torch.__version__}, '
+          f'FWD_FAST_SOFTPLUS={st.FWD_FAST_SOFTPLUS}')
     rows = []
     for label, bt, d, length in SIZES:
         for dtype in (torch.float32, torch.bfloat16):
