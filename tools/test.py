@@ -64,7 +64,7 @@ def main() -> None:
     check_dataset_paths(cfg, splits=('test_dataloader', ))
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'Checkpoint {args.checkpoint} does not exist.')
-    runner = build_runner(cfg)
+    runner = build_runner(cfg, mode='test')
     if args.out:
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     runner.test()

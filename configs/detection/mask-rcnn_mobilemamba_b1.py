@@ -42,3 +42,4 @@ param_scheduler = [
 ]
 # lr 2e-4 is for 8 GPUs x 4 images; --auto-scale-lr rescales it for other batch sizes.
 auto_scale_lr = dict(enable=False, base_batch_size=32)
+default_hooks = dict(check_finite_loss=dict(type='CheckFiniteLossHook'))  # stop at NaN/inf loss

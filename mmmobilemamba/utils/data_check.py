@@ -28,7 +28,7 @@ def missing_dataset_paths(cfg: Config, splits=SPLITS) -> List[str]:
             continue
         for ds in _datasets(loader['dataset']):
             root = ds.get('data_root') or ''
-            prefix = ds.get('data_prefix') or {}
+            prefix = ds.get('data_prefix') or ds.get('split') or {}  # ImageNet: split
             prefixes = [prefix] if isinstance(prefix, str) else list(prefix.values())
             for rel in [ds.get('ann_file')] + prefixes:
                 if not rel or '://' in str(rel) or '://' in root:

@@ -52,6 +52,11 @@ auto_scale_lr = dict(base_batch_size=1024)
 custom_hooks = [
     dict(type='EMAHook', momentum=2e-4, update_buffers=True, priority='ABOVE_NORMAL')
 ]
+# check_finite_loss stops at the first NaN/inf loss naming the iteration; random_state saves
+# the random generators in checkpoints so that --resume continues them exactly. Both live in
+# default_hooks (not custom_hooks) so that configs replacing custom_hooks keep them.
 default_hooks = dict(
     logger=dict(interval=100),
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3, save_best='auto'))
+    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3, save_best='auto'),
+    check_finite_loss=dict(type='CheckFiniteLossHook'),
+    random_state=dict(type='RandomStateHook'))

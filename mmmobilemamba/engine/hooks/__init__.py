@@ -1,3 +1,5 @@
+from .check_invalid_loss_hook import CheckFiniteLossHook
+from .random_state_hook import RandomStateHook
 from .switch_to_deploy_hook import SwitchToDeployHook
 
-__all__ = ['SwitchToDeployHook']
+__all__ = ['CheckFiniteLossHook', 'RandomStateHook', 'SwitchToDeployHook']

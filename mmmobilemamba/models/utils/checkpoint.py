@@ -4,8 +4,9 @@ from typing import Dict, Mapping
 
 import torch
 from mmengine.logging import print_log
-from mmengine.runner import CheckpointLoader
 from torch import nn
+
+from ...utils.checkpoint_check import CheckpointError, check_state_dict_matches, read_checkpoint
 
 HEAD_PREFIXES = ('head.', 'head_dist.')
 
@@ -36,16 +37,21 @@ def backbone_state_dict(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, tor
 
 def load_backbone_checkpoint(backbone: nn.Module, filename: str, use_ema: bool = False,
                              strict: bool = False) -> None:
-    """Load the backbone part of ``filename``; list every missing/unexpected key loudly."""
-    ckpt = CheckpointLoader.load_checkpoint(filename, map_location='cpu')
+    """Load the backbone part of ``filename``; list every missing/unexpected key loudly.
+
+    A truncated file, another model's checkpoint (under half of the backbone's tensors
+    found) or another variant's (any shape differs) raises ``CheckpointError`` naming it.
+    """
+    ckpt = read_checkpoint(filename, map_location='cpu')
     state = backbone_state_dict(unwrap_state_dict(ckpt, use_ema))
-    own = backbone.state_dict()
-    mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-                  for k, v in state.items() if k in own and v.shape != own[k].shape]
-    if mismatched:
-        raise ValueError(f'Checkpoint {filename} does not match this MobileMamba arch '
-                         f'(wrong variant?): {len(mismatched)} shape mismatches, e.g. '
-                         + '; '.join(mismatched[:5]))
+    arch = getattr(backbone, 'arch_settings', {}).get('embed_dims')
+    report = check_state_dict_matches(
+        filename, state, backbone.state_dict(), what=f'{type(backbone).__name__} backbone',
+        hint=f'This backbone has embed_dims {arch}; give the weights of that variant.'
+        if arch else '')
+    if report.mismatched:  # load_state_dict(strict=False) would raise on them anyway
+        raise CheckpointError(f'Checkpoint {filename} does not match this MobileMamba arch '
+                              f'(wrong variant?): {report.summary()}')
     missing, unexpected = backbone.load_state_dict(state, strict=False)
     problems = []
     if missing:
