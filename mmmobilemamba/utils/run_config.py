@@ -1,11 +1,18 @@
 """What tools/train.py and tools/test.py share: launcher flags, config loading, the runner."""
 import argparse
+import datetime
 import os
 import os.path as osp
 
+import torch
+import torch.distributed as dist
 from mmengine.config import Config, DictAction
+from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
+
+from .checkpoint_check import (check_state_dict_matches, is_local, model_state_dict,
+                               read_checkpoint)
 
 
 def add_launch_args(parser: argparse.ArgumentParser, cfg_example: str) -> None:
@@ -29,5 +36,61 @@ def load_run_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def build_runner(cfg: Config) -> Runner:
-    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+def init_cpu_distributed(cfg: Config) -> None:
+    """Start torchrun's process group with gloo when the processes have no GPU.
+
+    MMEngine 0.10.7's ``pytorch`` launcher calls ``torch.cuda.set_device`` (an error without a
+    GPU) and gives DDP ``device_ids=[LOCAL_RANK]``, which DDP rejects for a CPU model. The
+    runner skips its own init when a process group exists, and ``device_ids=None`` is DDP's
+    CPU form, so CPU-only multi-process runs (tests, CI) take the same code path otherwise.
+    """
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
+        return
+    dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
+    backend = dist_cfg.pop('backend', 'nccl')
+    if backend != 'gloo':
+        raise RuntimeError(
+            f'No CUDA device, so distributed training cannot use the {backend!r} backend. '
+            'On CPU use gloo: --cfg-options env_cfg.dist_cfg.backend=gloo')
+    if 'timeout' in dist_cfg:
+        dist_cfg['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
+    dist.init_process_group(backend='gloo', **dist_cfg)
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if wrapper.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
+        wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+def build_runner(cfg: Config, mode: str = 'train') -> Runner:
+    """The config's runner, after :func:`check_run_checkpoint` (``mode``: 'train'/'test')."""
+    init_cpu_distributed(cfg)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    check_run_checkpoint(cfg, runner, mode)
+    return runner
+
+
+def check_run_checkpoint(cfg: Config, runner: Runner, mode: str = 'train') -> None:
+    """Fail before training or testing when the checkpoint the runner will load (load_from,
+    --resume, or the latest one in the work dir for a bare --resume) is truncated, not a
+    torch file, or of another model.
+
+    Resuming and testing need every tensor of the model; ``load_from`` for fine-tuning only
+    most of them (a new head is fine; MMEngine lists the rest when it loads).
+    """
+    resume = mode == 'train' and bool(cfg.get('resume'))
+    filename = cfg.get('load_from') or (find_latest_checkpoint(cfg.work_dir) if resume else None)
+    if not filename or not is_local(filename):
+        return
+    checkpoint = read_checkpoint(filename)
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    meta = checkpoint.get('meta')
+    source = meta.get('experiment_name') if isinstance(meta, dict) else None
+    use = '--resume' if resume else ('tools/test.py' if mode == 'test' else 'load_from')
+    check_state_dict_matches(
+        filename, model_state_dict(checkpoint), model.state_dict(),
+        what=f'{type(model).__name__} of {osp.basename(cfg.filename or "the config")}',
+        strict=resume or mode == 'test',
+        hint=(f'It was saved by run {source!r}. ' if source else '')
+        + f'Give {use} a checkpoint trained with this config.')
