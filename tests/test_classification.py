@@ -22,6 +22,7 @@ from mmpretrain.models import ImageClassifier
 from mmpretrain.structures import DataSample
 
 from mmmobilemamba.datasets.toy_classification import make_toy_imagenet, toy_class_names
+from mmmobilemamba.models import MobileMamba
 from mmmobilemamba.models.classifiers import KDImageClassifier
 
 from conftest import FIXTURES, REPO
@@ -29,7 +30,7 @@ from conftest import FIXTURES, REPO
 CFG_DIR = osp.join(REPO, 'configs', 'classification')
 PARAMS = {'t2': 8_836_890, 't4': 14_176_090, 's6': 15_036_632, 'b1': 17_122_849,
           'b2': 17_122_849, 'b4': 17_122_849}
-RES = {'t2': 192, 't4': 192, 's6': 224, 'b1': 256, 'b2': 384, 'b4': 512}
+RES = MobileMamba.arch_resolution
 CONFIGS = sorted(osp.basename(p) for p in glob.glob(osp.join(CFG_DIR, 'mobilemamba_*.py')))
 TOY = 'mobilemamba_t2_8xb128_in1k_toy.py'
 TOY_KD = 'mobilemamba_t2_8xb128_in1k_kd-1000e_toy.py'

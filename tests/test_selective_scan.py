@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from mmmobilemamba.ops import scan_chunked, scan_reference, selective_scan
-from mmmobilemamba.ops.scan_chunked import linear_scan
+from mmmobilemamba.ops.scan_chunked import linear_scan, linear_scan_doubling, scan_doubling
 from mmmobilemamba.ops.scan_mamba_ssm import _import_error, scan_mamba_ssm
 
 # The module, not the function of the same name that the package exports.
@@ -89,6 +89,27 @@ def test_chunked_matches_float64_reference(gen, batch, length, dim):
     assert_close(value_and_grads(scan_chunked, inputs, cotangent), want, 1e-10, 'chunked float64')
     if length <= 64:  # the sequential backend in float32, where it is cheap
         assert_close(value_and_grads(scan_reference, f32, cotangent), want, 1e-4, 'torch float32')
+
+
+@pytest.mark.parametrize('length', [1, 2, 7, 64, 197])
+def test_doubling_matches_float64_reference(gen, length, batch=2, dim=8):
+    """The export scan (structure independent of L) against the float64 reference."""
+    inputs = make_inputs(gen, batch, dim, length)
+    cotangent = torch.randn(batch, dim, length, generator=gen, dtype=torch.float64)
+    want = value_and_grads(scan_reference, inputs, cotangent)
+    f32 = [t.float() for t in inputs]
+    assert_close(value_and_grads(scan_doubling, f32, cotangent), want, 1e-4, 'doubling float32')
+    assert_close(value_and_grads(scan_doubling, inputs, cotangent), want, 1e-10,
+                 'doubling float64')
+    assert_close([selective_scan(*f32, backend='doubling')], want[:1], 1e-4, 'registered')
+
+
+def test_doubling_rejects_sequences_beyond_its_levels(gen):
+    a, x = torch.rand(1, 9), torch.randn(1, 9)
+    with pytest.raises(ValueError, match=r'L = 9 exceeds 2\*\*3'):
+        linear_scan_doubling(a, x, levels=3)
+    assert torch.allclose(linear_scan_doubling(a[:, :8], x[:, :8], levels=3),
+                          linear_scan(a[:, :8], x[:, :8]), atol=1e-6)
 
 
 @pytest.mark.parametrize('batch', [1, 3])

@@ -13,6 +13,8 @@ The decays ``a = exp(dt * A)`` lie in (0, 1] for A < 0 and are only ever multipl
 together, so nothing can overflow however large ``dt * A`` gets (products underflow to 0,
 which is the exact limit), and gradients stay finite.
 """
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
@@ -41,6 +43,30 @@ def linear_scan(a: torch.Tensor, x: torch.Tensor, chunk_size: int = DEFAULT_CHUN
     return torch.stack(h, -1).flatten(-2)[..., :length]
 
 
+#: Levels of ``linear_scan_doubling``: sequences up to 2**16 positions (a 4096 x 4096 image
+#: at the SS2D stride of 16).
+DOUBLING_LEVELS = 16
+
+
+def linear_scan_doubling(a: torch.Tensor, x: torch.Tensor,
+                         levels: Optional[int] = DOUBLING_LEVELS) -> torch.Tensor:
+    """Same recurrence as ``linear_scan`` by recursive doubling (Hillis-Steele), with a
+    structure that does not depend on L: ``levels`` steps, each composing every position with
+    the one ``2**k`` before it. No Python branch reads the shape, so ``torch.export`` keeps L
+    symbolic and an ONNX export runs at any H, W. O(L levels) work: for export, not speed."""
+    if levels is None:   # just enough for this L (then the structure follows L again)
+        levels = max(1, (int(x.shape[-1]) - 1).bit_length())
+    if not torch.compiler.is_compiling() and x.shape[-1] > 2 ** levels:
+        raise ValueError(f'linear_scan_doubling: L = {x.shape[-1]} exceeds 2**{levels}; '
+                         'raise `levels`.')
+    length = x.shape[-1]
+    for k in range(levels):
+        shift = 2 ** k
+        x = torch.addcmul(x, a, F.pad(x, (shift, 0))[..., :length])
+        a = a * F.pad(a, (shift, 0), value=1.0)[..., :length]
+    return x
+
+
 def flip_direction1(t: torch.Tensor) -> torch.Tensor:
     """Flip direction 1 (dim 1) along positions so both directions scan forwards."""
     return torch.stack([t[:, 0], t[:, 1].flip(-1)], 1)
@@ -54,12 +80,27 @@ def scan_chunked(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch
     ``chunk_size`` only trades speed (see ``DEFAULT_CHUNK_SIZE``); any value >= 2 gives the
     same result up to rounding.
     """
+    return _bidirectional(u, delta, A, B, C, D, delta_bias,
+                          lambda a, x: linear_scan(a, x, chunk_size))
+
+
+def scan_doubling(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                  C: torch.Tensor, D: torch.Tensor, delta_bias: torch.Tensor,
+                  levels: Optional[int] = DOUBLING_LEVELS) -> torch.Tensor:
+    """``scan_chunked`` with ``linear_scan_doubling``: the scan for ONNX exports with dynamic
+    H and W (``tools/deployment/pytorch2onnx.py --dynamic-hw``)."""
+    return _bidirectional(u, delta, A, B, C, D, delta_bias,
+                          lambda a, x: linear_scan_doubling(a, x, levels))
+
+
+def _bidirectional(u, delta, A, B, C, D, delta_bias, solve) -> torch.Tensor:
+    """Both directions as one batched forward recurrence ``solve(a, x)``, merged."""
     dtype = torch.promote_types(u.dtype, torch.float32)
     u, delta, A, B, C, D, delta_bias = (t.to(dtype) for t in (u, delta, A, B, C, D, delta_bias))
     u_k = torch.stack([u, u.flip(-1)], 1)                               # (Bt, 2, d, L)
     dt = F.softplus(flip_direction1(delta) + delta_bias[None, :, :, None])
     B, C = flip_direction1(B), flip_direction1(C)                       # (Bt, 2, L)
     a = torch.exp(dt * A[None, :, :, None])
-    h = linear_scan(a, dt * B[:, :, None] * u_k, chunk_size)
+    h = solve(a, dt * B[:, :, None] * u_k)
     y = C[:, :, None] * h
     return y[:, 0] + y[:, 1].flip(-1) + D.sum(0)[None, :, None] * u

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 from mmmobilemamba.models import MobileMamba  # noqa: E402
 from mmmobilemamba.models.layers import BN_Linear  # noqa: E402
 
-RESOLUTION = {'t2': 192, 't4': 192, 's6': 224, 'b1': 256, 'b2': 384, 'b4': 512}
+RESOLUTION = MobileMamba.arch_resolution
 AMP_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
@@ -123,11 +123,33 @@ def cpu_time_ms(fn: Callable[[], None], warmup: int, repeats: int) -> List[float
     return out
 
 
+def onnxruntime_step(model: nn.Module, x: torch.Tensor, threads: Optional[int]
+                     ) -> Callable[[], None]:
+    """``model`` exported to ONNX (static H, W; dynamic batch) and run by onnxruntime."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from mmmobilemamba.deployment import export_onnx
+    path = tempfile.mkstemp(suffix='.onnx')[1]
+    export_onnx(model, path, tuple(x.shape[2:]))
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    session = ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
+    feed = {'input': x.numpy()}
+    return lambda: session.run(None, feed)
+
+
 def make_step(arch: str, amp: str, args: argparse.Namespace, device: torch.device,
               batch: int) -> Callable[[], None]:
     """One inference call, or one training step with ``--train``."""
     res = args.img_size or RESOLUTION[arch]
     model = build(arch, args, device, args.train)
+    if args.runtime == 'onnxruntime':
+        if device.type != 'cpu' or args.train or amp != 'none':
+            raise ValueError('--runtime onnxruntime measures CPU inference in float32 only.')
+        return onnxruntime_step(model, torch.randn(batch, 3, res, res), args.threads)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     x = torch.randn(batch, 3, res, res, device=device).to(memory_format=fmt)
     if args.compile:  # static shapes: one graph per variant, no dynamic-shape recompiles
@@ -219,6 +241,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--train', action='store_true',
                    help='time forward + backward + AdamW step (unfused model)')
     p.add_argument('--threads', type=int, default=None, help='CPU threads (--device cpu)')
+    p.add_argument('--runtime', default='torch', choices=['torch', 'onnxruntime'],
+                   help='CPU inference by PyTorch, or by onnxruntime on the exported model')
     p.add_argument('--warmup', type=int, default=10)
     p.add_argument('--iters', type=int, default=10, help='calls per timed repeat (GPU)')
     p.add_argument('--repeats', type=int, default=10)
@@ -268,7 +292,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                        mode='train' if args.train else 'infer', amp=amp,
                        compile=((args.compile_mode or 'default') if args.compile else
                                 'cuda-graph' if args.cuda_graph else 'no'),
-                       channels_last=args.channels_last,
+                       channels_last=args.channels_last, runtime=args.runtime,
                        backend=args.backend, device=args.device, runs=runs)
             results.append(row)
             print(json.dumps(row), flush=True)
@@ -283,7 +307,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
 
 def print_table(results: List[dict], device: torch.device) -> None:
     gpu = device.type == 'cuda'
-    head = 'arch  res  batch mode  amp  compile         cl  backend  ' + (
+    head = 'arch  res  batch mode  amp  compile         cl  backend  runtime     ' + (
         'img/s per run' if gpu else 'latency ms per run (min / median)')
     print(head)
     for r in results:
@@ -292,7 +316,8 @@ def print_table(results: List[dict], device: torch.device) -> None:
         else:
             vals = '  '.join(f"{x['min_ms']:.2f} / {x['median_ms']:.2f}" for x in r['runs'])
         print(f"{r['arch']:5} {r['res']:4} {r['batch']:5} {r['mode']:5} {r['amp']:4} "
-              f"{r['compile']:15} {str(r['channels_last'])[0]:3} {r['backend']:8} {vals}")
+              f"{r['compile']:15} {str(r['channels_last'])[0]:3} {r['backend']:8} "
+              f"{r.get('runtime', 'torch'):11} {vals}")
 
 
 if __name__ == '__main__':

@@ -21,7 +21,7 @@ from mmmobilemamba.analysis.det_flops import DetectorFlopWrapper, is_two_stage
 from mmmobilemamba.models import MobileMamba
 from mmmobilemamba.models.utils import fuse_modules
 
-RESOLUTION = {'t2': 192, 't4': 192, 's6': 224, 'b1': 256, 'b2': 384, 'b4': 512}
+RESOLUTION = MobileMamba.arch_resolution
 
 
 class TensorMode(nn.Module):

@@ -53,6 +53,9 @@ class MobileMamba(BaseModule):
         'b2': _variant([200, 376, 448], [2, 3, 2], 0.03),
         'b4': _variant([200, 376, 448], [2, 3, 2], 0.03),
     }
+    #: The input size each released classifier was trained and evaluated at.
+    arch_resolution: Dict[str, int] = {'t2': 192, 't4': 192, 's6': 224, 'b1': 256, 'b2': 384,
+                                       'b4': 512}
     arch_keys = ('embed_dims', 'depths', 'global_ratios', 'local_ratios', 'kernel_sizes',
                  'ssm_ratio')
     num_stages = 4  # patch_embed + 3 block stages
@@ -68,6 +71,7 @@ class MobileMamba(BaseModule):
                  init_cfg: Optional[Union[dict, list]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
+        self.arch_name = arch.lower() if isinstance(arch, str) else None
         self.in_channels = in_channels
         self.out_indices = self._parse_out_indices(out_indices)
         if not -1 <= frozen_stages < self.num_stages:

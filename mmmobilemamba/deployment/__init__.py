@@ -1,0 +1,5 @@
+"""Export for deployment: ONNX (tools/deployment/pytorch2onnx.py)."""
+from .onnx_export import (default_img_size, export_onnx, load_for_export, scan_backend,
+                          verify_onnx)
+
+__all__ = ['default_img_size', 'export_onnx', 'load_for_export', 'scan_backend', 'verify_onnx']

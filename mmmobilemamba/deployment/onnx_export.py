@@ -1,0 +1,137 @@
+"""ONNX export of MobileMamba classifiers and backbones, and its check with onnxruntime.
+
+The scan exports as ordinary ONNX ops (Exp, Mul, Add, Pad, Slice, ...), no custom op, so
+any runtime loads the file. Static H, W export the fast ``'chunked'`` scan, whose Python
+structure follows L; ``dynamic_hw=True`` exports the ``'doubling'`` scan, whose structure
+does not, so one file runs at any input size (at some cost in speed). The graph takes
+normalised images (the data preprocessor's mean/std are not part of it), as in mmdeploy.
+"""
+import contextlib
+import os.path as osp
+import warnings
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..models.backbones.mobilemamba import MIN_INPUT_SIZE, MobileMamba
+from ..models.layers.ss2d import SS2D
+from ..models.utils.fusion import fuse_modules
+
+class ClassifierLogits(nn.Module):
+    """An mmpretrain classifier as ``images -> logits`` (``mode='tensor'``)."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x, mode='tensor')
+
+
+def load_for_export(config: Optional[str] = None, checkpoint: Optional[str] = None,
+                    arch: Optional[str] = None) -> nn.Module:
+    """The model to export, in eval mode with every BatchNorm fused.
+
+    Either ``config`` (an mmpretrain classification config; exported as logits) or ``arch``
+    (a bare backbone; exported as its ``out_indices`` feature maps). ``checkpoint`` is
+    loaded strictly; without one the weights are random (a warning says so)."""
+    if (config is None) == (arch is None):
+        raise ValueError('Give either a classification config or --arch for a bare backbone.')
+    if config is not None:
+        from mmengine.config import Config
+        from mmpretrain.apis import init_model
+        cfg = Config.fromfile(config)
+        if cfg.get('default_scope', 'mmpretrain') != 'mmpretrain':
+            raise ValueError(f'{config} is a {cfg.default_scope} config; ONNX export here '
+                             'covers classifiers (mmpretrain) and bare backbones (--arch). '
+                             'Export detectors and segmentors with mmdeploy.')
+        model = ClassifierLogits(init_model(cfg, checkpoint, device='cpu'))
+    else:
+        model = MobileMamba(arch)
+        if checkpoint is not None:
+            from ..models.utils.checkpoint import load_backbone_checkpoint
+            load_backbone_checkpoint(model, checkpoint, strict=True)
+        else:
+            warnings.warn(f'Exporting MobileMamba-{arch} with RANDOM weights (no checkpoint).')
+    model.eval()
+    fuse_modules(model)
+    return model
+
+
+def default_img_size(model: nn.Module) -> Tuple[int, int]:
+    """The input size of ``model``'s MobileMamba variant (224 for a custom arch)."""
+    backbone = next(m for m in model.modules() if isinstance(m, MobileMamba))
+    size = MobileMamba.arch_resolution.get(backbone.arch_name or '', 224)
+    return size, size
+
+
+@contextlib.contextmanager
+def scan_backend(model: nn.Module, backend: str) -> Iterator[None]:
+    """Temporarily run every SS2D of ``model`` with ``backend``."""
+    blocks = [m for m in model.modules() if isinstance(m, SS2D)]
+    saved = [m.scan_backend for m in blocks]
+    for m in blocks:
+        m.scan_backend = backend
+    try:
+        yield
+    finally:
+        for m, b in zip(blocks, saved):
+            m.scan_backend = b
+
+
+def export_onnx(model: nn.Module, path: str, img_size: Tuple[int, int] = (224, 224),
+                dynamic_hw: bool = False, opset: int = 17) -> List[str]:
+    """Export with a dynamic batch (and H, W if asked); returns the output names.
+
+    Uses ``torch.onnx.export``'s TorchScript tracer (``dynamo=False``). It records shape
+    arithmetic as ONNX ops, so the doubling scan runs at any H, W (odd sizes included).
+    The ``torch.export`` path fixes H and W through the convolutions' shape guards, and it
+    also exports several times slower."""
+    if opset < 17:
+        raise ValueError(f'opset {opset} is too old: LayerNormalization needs opset >= 17.')
+    h, w = img_size
+    if min(h, w) < MIN_INPUT_SIZE:
+        raise ValueError(f'img_size {img_size} is below the {MIN_INPUT_SIZE}px minimum.')
+    x = torch.randn(1, 3, h, w)
+    with torch.no_grad():
+        outs = model(x)
+    names = ['logits'] if isinstance(outs, torch.Tensor) else [
+        f'feat{i}' for i in range(len(outs))]
+    axes = {0: 'batch', 2: 'height', 3: 'width'} if dynamic_hw else {0: 'batch'}
+    with scan_backend(model, 'doubling' if dynamic_hw else 'chunked'), torch.no_grad(), \
+            warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # tracer warnings about shape-dependent Python
+        torch.onnx.export(model, (x, ), path, dynamo=False, opset_version=opset,
+                          input_names=['input'], output_names=names,
+                          dynamic_axes={'input': axes, **{n: {0: 'batch'} for n in names}})
+    return names
+
+
+def verify_onnx(path: str, model: nn.Module, shapes: Sequence[Tuple[int, int, int, int]],
+                threads: Optional[int] = None, seed: Optional[int] = None
+                ) -> Dict[Tuple[int, ...], float]:
+    """Run the file with onnxruntime and ``model`` with PyTorch on fresh random inputs of
+    each shape; the largest ``||onnx - torch|| / ||torch||`` over the outputs, per shape."""
+    import onnxruntime as ort
+    if not osp.exists(path):
+        raise FileNotFoundError(f'{path} does not exist; export it first.')
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    session = ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    errors = {}
+    for shape in shapes:
+        x = torch.randn(*shape, generator=gen)
+        got = session.run(None, {'input': x.numpy()})
+        with torch.no_grad():
+            want = model(x)
+        want = want if isinstance(want, (tuple, list)) else [want]
+        if len(got) != len(want):
+            raise RuntimeError(f'{path}: {len(got)} outputs, PyTorch gives {len(want)}.')
+        errors[tuple(shape)] = max(
+            float(np.linalg.norm(g - t.numpy()) / max(np.linalg.norm(t.numpy()), 1e-30))
+            for g, t in zip(got, want))
+    return errors
