@@ -28,3 +28,13 @@ def isolated_default_scope():
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         yield
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """Small models on a few shared cores run many times faster on one intra-op thread;
+    a module opts in with ``pytestmark = pytest.mark.usefixtures('one_thread')``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

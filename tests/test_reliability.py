@@ -44,13 +44,7 @@ TINY = dict(embed_dims=[32, 48, 64], depths=[1, 1, 1], global_ratios=[0.8, 0.7, 
             local_ratios=[0.2, 0.2, 0.3], kernel_sizes=[7, 5, 3], ssm_ratio=2)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Small models on a few shared cores run many times faster on one intra-op thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')
@@ -516,8 +510,7 @@ def test_interval_must_be_positive():
 def test_training_configs_check_the_loss(rel):
     cfg = Config.fromfile(osp.join(REPO, 'configs', rel))
     assert cfg.default_hooks.check_finite_loss.type == 'CheckFiniteLossHook'
-    if rel.startswith('classification'):
-        assert cfg.default_hooks.random_state.type == 'RandomStateHook'
+    assert cfg.default_hooks.random_state.type == 'RandomStateHook'
 
 
 # --------------------------------------------------------------------------------- soak

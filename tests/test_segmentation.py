@@ -53,13 +53,7 @@ def as_printed(value: float, paper: float) -> bool:
     return any(math.isclose(v, paper) for v in (round(value, 1), math.floor(value * 10) / 10))
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """On a busy 2-core CPU these models trace and run several times faster on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')

@@ -40,4 +40,5 @@ param_scheduler = [
 ]
 # lr 2.4e-3 is for 8 GPUs x 24 images (base config); --auto-scale-lr rescales it.
 auto_scale_lr = dict(enable=False, base_batch_size=192)
-default_hooks = dict(check_finite_loss=dict(type='CheckFiniteLossHook'))  # stop at NaN/inf loss
+default_hooks = dict(  # stop at NaN/inf loss; save RNG states so a resume is exact
+    check_finite_loss=dict(type='CheckFiniteLossHook'), random_state=dict(type='RandomStateHook'))

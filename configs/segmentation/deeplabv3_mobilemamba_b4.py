@@ -50,4 +50,5 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_iters // 2, eta_min=0, by_epoch=False,
          begin=max_iters // 2, end=max_iters)
 ]
-default_hooks = dict(check_finite_loss=dict(type='CheckFiniteLossHook'))  # stop at NaN/inf loss
+default_hooks = dict(  # stop at NaN/inf loss; save RNG states so a resume is exact
+    check_finite_loss=dict(type='CheckFiniteLossHook'), random_state=dict(type='RandomStateHook'))

@@ -12,6 +12,7 @@ from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import get_shape
 from torch import nn
 
+from mmmobilemamba.models.layers.ss2d import scan_backend
 from mmmobilemamba.ops.selective_scan import BACKENDS, register_backend
 
 COUNT_BACKEND = 'flop_count'
@@ -35,15 +36,10 @@ def scan_flop_handle(inputs: List, outputs: List) -> int:
 def counting_scan(model: nn.Module) -> Iterator[None]:
     """Temporarily route every SS2D of ``model`` through the countable scan."""
     register_backend(COUNT_BACKEND, _CountedScan.apply)
-    ss2d = [m for m in model.modules() if hasattr(m, 'scan_backend')]
-    saved = [m.scan_backend for m in ss2d]
-    for m in ss2d:
-        m.scan_backend = COUNT_BACKEND
     try:
-        yield
+        with scan_backend(model, COUNT_BACKEND):
+            yield
     finally:
-        for m, b in zip(ss2d, saved):
-            m.scan_backend = b
         BACKENDS.pop(COUNT_BACKEND, None)
 
 

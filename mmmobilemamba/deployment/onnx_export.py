@@ -6,17 +6,16 @@ structure follows L; ``dynamic_hw=True`` exports the ``'doubling'`` scan, whose 
 does not, so one file runs at any input size (at some cost in speed). The graph takes
 normalised images (the data preprocessor's mean/std are not part of it), as in mmdeploy.
 """
-import contextlib
 import os.path as osp
 import warnings
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..models.backbones.mobilemamba import MIN_INPUT_SIZE, MobileMamba
-from ..models.layers.ss2d import SS2D
+from ..models.layers.ss2d import scan_backend
 from ..models.utils.fusion import fuse_modules
 
 class ClassifierLogits(nn.Module):
@@ -65,20 +64,6 @@ def default_img_size(model: nn.Module) -> Tuple[int, int]:
     backbone = next(m for m in model.modules() if isinstance(m, MobileMamba))
     size = MobileMamba.arch_resolution.get(backbone.arch_name or '', 224)
     return size, size
-
-
-@contextlib.contextmanager
-def scan_backend(model: nn.Module, backend: str) -> Iterator[None]:
-    """Temporarily run every SS2D of ``model`` with ``backend``."""
-    blocks = [m for m in model.modules() if isinstance(m, SS2D)]
-    saved = [m.scan_backend for m in blocks]
-    for m in blocks:
-        m.scan_backend = backend
-    try:
-        yield
-    finally:
-        for m, b in zip(blocks, saved):
-            m.scan_backend = b
 
 
 def export_onnx(model: nn.Module, path: str, img_size: Tuple[int, int] = (224, 224),

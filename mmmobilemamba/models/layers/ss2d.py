@@ -1,6 +1,8 @@
 """SS2D, VMamba forward type v052d: a bidirectional, d_state=1 selective scan over the
 row-major flattened feature map (spec section 7)."""
+import contextlib
 import math
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -61,3 +63,18 @@ class SS2D(nn.Module):
             self.dt_projs_bias.float(), backend=self.scan_backend)        # (B, d, L), fp32
         y = self.out_norm(y.transpose(1, 2)).transpose(1, 2).reshape(b, d, h, w)
         return self.out_proj(y * z)
+
+
+@contextlib.contextmanager
+def scan_backend(model: nn.Module, backend: str) -> Iterator[None]:
+    """Temporarily run every SS2D of ``model`` with the scan ``backend`` (FLOP counting,
+    export), restoring each one's own choice afterwards."""
+    blocks = [m for m in model.modules() if isinstance(m, SS2D)]
+    saved = [m.scan_backend for m in blocks]
+    for m in blocks:
+        m.scan_backend = backend
+    try:
+        yield
+    finally:
+        for m, b in zip(blocks, saved):
+            m.scan_backend = b
