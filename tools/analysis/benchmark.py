@@ -229,6 +229,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--backend', default='auto',
                    help="scan backend ('auto', 'torch', 'chunked', 'triton', ...)")
     p.add_argument('--compile', action='store_true', help='torch.compile(fullgraph=True)')
+    p.add_argument('--freezing', action='store_true',
+                   help='with --compile: inductor freezing (weights as constants, prepacked '
+                   'CPU convolutions); inference only')
     p.add_argument('--compile-mode', default=None,
                    help="torch.compile mode, e.g. 'max-autotune-no-cudagraphs'")
     p.add_argument('--channels-last', action='store_true')
@@ -263,6 +266,9 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     device = torch.device(args.device)
     if device.type == 'cpu' and args.threads:
         torch.set_num_threads(args.threads)
+    if args.freezing:
+        import torch._inductor.config as inductor_config
+        inductor_config.freezing = True
     if args.matmul_precision:
         torch.set_float32_matmul_precision(args.matmul_precision)
     batch = args.batch_size or (1 if device.type == 'cpu' else 128 if args.train else 256)
