@@ -94,22 +94,25 @@ def export_onnx(model: nn.Module, path: str, img_size: Tuple[int, int] = (224, 2
     return names
 
 
-def verify_onnx(path: str, model: nn.Module, shapes: Sequence[Tuple[int, int, int, int]],
-                threads: Optional[int] = None, seed: Optional[int] = None
-                ) -> Dict[Tuple[int, ...], float]:
-    """Run the file with onnxruntime and ``model`` with PyTorch on fresh random inputs of
-    each shape; the largest ``||onnx - torch|| / ||torch||`` over the outputs, per shape."""
+def onnxruntime_session(path: str, threads: Optional[int] = None):
+    """An onnxruntime CPU session for ``path`` (``threads``: intra-op threads)."""
     import onnxruntime as ort
     if not osp.exists(path):
         raise FileNotFoundError(f'{path} does not exist; export it first.')
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
-    session = ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
-    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    return ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
+
+
+def verify_onnx(path: str, model: nn.Module, shapes: Sequence[Tuple[int, int, int, int]],
+                threads: Optional[int] = None) -> Dict[Tuple[int, ...], float]:
+    """Run the file with onnxruntime and ``model`` with PyTorch on fresh random inputs of
+    each shape; the largest ``||onnx - torch|| / ||torch||`` over the outputs, per shape."""
+    session = onnxruntime_session(path, threads)
     errors = {}
     for shape in shapes:
-        x = torch.randn(*shape, generator=gen)
+        x = torch.randn(*shape)
         got = session.run(None, {'input': x.numpy()})
         with torch.no_grad():
             want = model(x)

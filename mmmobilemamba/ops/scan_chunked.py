@@ -13,8 +13,6 @@ The decays ``a = exp(dt * A)`` lie in (0, 1] for A < 0 and are only ever multipl
 together, so nothing can overflow however large ``dt * A`` gets (products underflow to 0,
 which is the exact limit), and gradients stay finite.
 """
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 
@@ -48,14 +46,12 @@ def linear_scan(a: torch.Tensor, x: torch.Tensor, chunk_size: int = DEFAULT_CHUN
 DOUBLING_LEVELS = 16
 
 
-def linear_scan_doubling(a: torch.Tensor, x: torch.Tensor,
-                         levels: Optional[int] = DOUBLING_LEVELS) -> torch.Tensor:
+def linear_scan_doubling(a: torch.Tensor, x: torch.Tensor, levels: int = DOUBLING_LEVELS
+                         ) -> torch.Tensor:
     """Same recurrence as ``linear_scan`` by recursive doubling (Hillis-Steele), with a
     structure that does not depend on L: ``levels`` steps, each composing every position with
     the one ``2**k`` before it. No Python branch reads the shape, so ``torch.export`` keeps L
     symbolic and an ONNX export runs at any H, W. O(L levels) work: for export, not speed."""
-    if levels is None:   # just enough for this L (then the structure follows L again)
-        levels = max(1, (int(x.shape[-1]) - 1).bit_length())
     if not torch.compiler.is_compiling() and x.shape[-1] > 2 ** levels:
         raise ValueError(f'linear_scan_doubling: L = {x.shape[-1]} exceeds 2**{levels}; '
                          'raise `levels`.')
@@ -86,7 +82,7 @@ def scan_chunked(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch
 
 def scan_doubling(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                   C: torch.Tensor, D: torch.Tensor, delta_bias: torch.Tensor,
-                  levels: Optional[int] = DOUBLING_LEVELS) -> torch.Tensor:
+                  levels: int = DOUBLING_LEVELS) -> torch.Tensor:
     """``scan_chunked`` with ``linear_scan_doubling``: the scan for ONNX exports with dynamic
     H and W (``tools/deployment/pytorch2onnx.py --dynamic-hw``)."""
     return _bidirectional(u, delta, A, B, C, D, delta_bias,

@@ -128,15 +128,10 @@ def onnxruntime_step(model: nn.Module, x: torch.Tensor, threads: Optional[int]
     """``model`` exported to ONNX (static H, W; dynamic batch) and run by onnxruntime."""
     import tempfile
 
-    import onnxruntime as ort
-
-    from mmmobilemamba.deployment import export_onnx
+    from mmmobilemamba.deployment import export_onnx, onnxruntime_session
     path = tempfile.mkstemp(suffix='.onnx')[1]
     export_onnx(model, path, tuple(x.shape[2:]))
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    session = ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
+    session = onnxruntime_session(path, threads)
     feed = {'input': x.numpy()}
     return lambda: session.run(None, feed)
 

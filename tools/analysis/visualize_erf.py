@@ -44,9 +44,9 @@ from PIL import Image
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import mmmobilemamba  # noqa: F401  (registers MobileMamba)
+from mmmobilemamba.models import MobileMamba
 from mmmobilemamba.models.utils.checkpoint import load_backbone_checkpoint
 
-RESOLUTION = {'t2': 192, 't4': 192, 's6': 224, 'b1': 256, 'b2': 384, 'b4': 512}
 STAGE_NAMES = ('patch_embed, stride 16', 'blocks1, stride 16', 'blocks2, stride 32',
                'blocks3, stride 64')
 IMAGENET_MEAN = (123.675, 116.28, 103.53)  # RGB, the configs' data_preprocessor values
@@ -113,7 +113,7 @@ def build_backbone(cfg: Config, checkpoint: Optional[str], stages: Sequence[int]
 
 def default_img_size(cfg: Config) -> int:
     arch = cfg.model.backbone.get('arch', 's6')
-    return RESOLUTION.get(arch.lower(), 224) if isinstance(arch, str) else 224
+    return MobileMamba.arch_resolution.get(arch.lower(), 224) if isinstance(arch, str) else 224
 
 
 def image_files(folder: str, num: int) -> List[str]:
