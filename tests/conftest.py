@@ -21,6 +21,25 @@ def load_fixture(name: str) -> dict:
     return torch.load(path, weights_only=False)
 
 
+def build_classifier(fix: dict, backend: str):
+    """The fixture's classifier as an mmpretrain ImageClassifier with its weights loaded."""
+    from mmpretrain.models import ImageClassifier
+
+    from mmmobilemamba.models.utils import official_to_mmpretrain
+    c = fix['config']
+    arch = dict(embed_dims=c['embed_dim'], depths=c['depth'], global_ratios=c['global_ratio'],
+                local_ratios=c['local_ratio'], kernel_sizes=c['kernels'],
+                ssm_ratio=c['ssm_ratio'])
+    model = ImageClassifier(
+        backbone=dict(type='MobileMamba', arch=arch, out_indices=(0, 1, 2, 3),
+                      drop_path_rate=c['drop_path'], scan_backend=backend),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='BNLinearClsHead', num_classes=c['num_classes'],
+                  in_channels=c['embed_dim'][-1], distillation=c['distillation']))
+    model.load_state_dict(official_to_mmpretrain(fix['state_dict']), strict=True)
+    return model
+
+
 @pytest.fixture(autouse=True)
 def isolated_default_scope():
     """Each test starts in the mmpretrain scope and cannot leak its own (e.g. a detection

@@ -182,3 +182,22 @@ def test_fused_s6_traces_as_one_graph_on_cpu():
     explanation = torch._dynamo.explain(model)(torch.randn(1, 3, 64, 64))
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
+
+
+@pytest.mark.parametrize('hw', [(14, 14), (6, 10)])
+def test_haar_mix_equals_the_grouped_convolutions(hw):
+    """The wavelet transforms as 4x4 mixes (PyTorch) compute what the grouped conv /
+    transposed conv with the same filters (ONNX export, ``haar_as_conv``) do; the pair
+    inverts."""
+    import torch.nn.functional as F
+
+    from mmmobilemamba.models.layers.wavelet_mamba import (haar_analysis, haar_filters,
+                                                           haar_synthesis)
+    c = 5
+    filters = haar_filters(c)
+    x = torch.randn(2, c, *hw, dtype=torch.float64)
+    bands = F.conv2d(x, filters.double(), stride=2, groups=c)
+    torch.testing.assert_close(haar_analysis(x, filters.double()), bands)
+    back = F.conv_transpose2d(bands, filters.double(), stride=2, groups=c)
+    torch.testing.assert_close(haar_synthesis(bands, filters.double()), back)
+    torch.testing.assert_close(back, x)

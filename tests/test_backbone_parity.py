@@ -5,30 +5,13 @@ import copy
 
 import pytest
 import torch
-from mmpretrain.models import ImageClassifier
 
-from mmmobilemamba.models.utils import (fuse_modules, official_key_to_mmpretrain,
-                                        official_to_mmpretrain)
+from mmmobilemamba.models.utils import fuse_modules, official_key_to_mmpretrain
 
-from conftest import load_fixture, rel_err
+from conftest import build_classifier, load_fixture, rel_err
 
 FIXTURES = ['parity_small.pt', 'parity_small_distill.pt']
-BACKENDS = ['torch', 'chunked']
-
-
-def build_classifier(fix: dict, backend: str) -> ImageClassifier:
-    c = fix['config']
-    arch = dict(embed_dims=c['embed_dim'], depths=c['depth'], global_ratios=c['global_ratio'],
-                local_ratios=c['local_ratio'], kernel_sizes=c['kernels'],
-                ssm_ratio=c['ssm_ratio'])
-    model = ImageClassifier(
-        backbone=dict(type='MobileMamba', arch=arch, out_indices=(0, 1, 2, 3),
-                      drop_path_rate=c['drop_path'], scan_backend=backend),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='BNLinearClsHead', num_classes=c['num_classes'],
-                  in_channels=c['embed_dim'][-1], distillation=c['distillation']))
-    model.load_state_dict(official_to_mmpretrain(fix['state_dict']), strict=True)
-    return model
+BACKENDS = ['torch', 'chunked', 'seq_major']
 
 
 def logits(model, x):

@@ -154,6 +154,9 @@ def test_linear_scan_any_chunk_size(gen, chunk_size, length):
         h = a[..., pos] * h + x[..., pos]
         want.append(h)
     torch.testing.assert_close(linear_scan(a, x, chunk_size), torch.stack(want, -1))
+    # the sequence-major layout: positions on dim -2, channels last
+    seq_major = linear_scan(a.transpose(1, 2), x.transpose(1, 2), chunk_size, dim=-2)
+    torch.testing.assert_close(seq_major, torch.stack(want, 1))
 
 
 @pytest.mark.parametrize('fn,length', [(scan_reference, 5), (scan_chunked, 5),

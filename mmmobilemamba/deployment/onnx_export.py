@@ -1,22 +1,27 @@
 """ONNX export of MobileMamba classifiers and backbones, and its check with onnxruntime.
 
 The scan exports as ordinary ONNX ops (Exp, Mul, Add, Pad, Slice, ...), no custom op, so
-any runtime loads the file. Static H, W export the fast ``'chunked'`` scan, whose Python
-structure follows L; ``dynamic_hw=True`` exports the ``'doubling'`` scan, whose structure
-does not, so one file runs at any input size (at some cost in speed). The graph takes
+any runtime loads the file. Static H, W export SS2D's sequence-major formulation
+(``'seq_major'``: the chunked scan, whose Python structure follows L, in the layout that runs
+fastest as a graph); ``dynamic_hw=True`` exports the ``'doubling'`` scan, whose structure
+does not follow L, so one file runs at any input size (at some cost in speed). Either way
+the Haar transforms trace as one Conv / ConvTranspose each. The graph takes
 normalised images (the data preprocessor's mean/std are not part of it), as in mmdeploy.
 """
+import contextlib
 import os.path as osp
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..models.backbones.mobilemamba import MIN_INPUT_SIZE, MobileMamba
-from ..models.layers.ss2d import scan_backend
+from ..models.layers.ss2d import SEQ_MAJOR, scan_backend
+from ..models.layers.wavelet_mamba import MBWTConv2d
 from ..models.utils.fusion import fuse_modules
+
 
 class ClassifierLogits(nn.Module):
     """An mmpretrain classifier as ``images -> logits`` (``mode='tensor'``)."""
@@ -85,13 +90,27 @@ def export_onnx(model: nn.Module, path: str, img_size: Tuple[int, int] = (224, 2
     names = ['logits'] if isinstance(outs, torch.Tensor) else [
         f'feat{i}' for i in range(len(outs))]
     axes = {0: 'batch', 2: 'height', 3: 'width'} if dynamic_hw else {0: 'batch'}
-    with scan_backend(model, 'doubling' if dynamic_hw else 'chunked'), torch.no_grad(), \
-            warnings.catch_warnings():
+    with export_formulation(model, dynamic_hw), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore')   # tracer warnings about shape-dependent Python
         torch.onnx.export(model, (x, ), path, dynamo=False, opset_version=opset,
                           input_names=['input'], output_names=names,
                           dynamic_axes={'input': axes, **{n: {0: 'batch'} for n in names}})
     return names
+
+
+@contextlib.contextmanager
+def export_formulation(model: nn.Module, dynamic_hw: bool) -> Iterator[None]:
+    """Trace what runs best as a graph (same math): the ``'doubling'`` scan for dynamic H, W,
+    else SS2D's ``'seq_major'`` formulation; the Haar transforms as convolutions."""
+    wavelets = [m for m in model.modules() if isinstance(m, MBWTConv2d)]
+    with scan_backend(model, 'doubling' if dynamic_hw else SEQ_MAJOR):
+        for m in wavelets:
+            m.haar_as_conv = True
+        try:
+            yield
+        finally:
+            for m in wavelets:
+                m.haar_as_conv = False
 
 
 def onnxruntime_session(path: str, threads: Optional[int] = None):

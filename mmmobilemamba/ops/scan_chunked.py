@@ -20,25 +20,44 @@ import torch.nn.functional as F
 DEFAULT_CHUNK_SIZE = 4
 
 
-def linear_scan(a: torch.Tensor, x: torch.Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE
-                ) -> torch.Tensor:
-    """Solve ``h_l = a_l h_{l-1} + x_l`` (``h_{-1} = 0``) along the last dim, vectorised."""
-    length = x.shape[-1]
+def linear_scan(a: torch.Tensor, x: torch.Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                dim: int = -1) -> torch.Tensor:
+    """Solve ``h_l = a_l h_{l-1} + x_l`` (``h_{-1} = 0``) along ``dim``, vectorised.
+
+    ``dim`` is -1 (channels first, positions last) or -2 (positions, then channels: the
+    sequence-major layout of ``SS2D``'s ``'seq_major'`` path, where every split and concat
+    moves whole rows of channels). ``a`` and ``x`` have the same shape. Sizes are read as
+    Python ints, except dim 0's, so an ONNX trace holds no shape arithmetic.
+    """
+    if dim not in (-1, -2):
+        raise ValueError(f'linear_scan runs along dim -1 or -2, got {dim}.')
+    if x.dim() + dim < 1:  # no leading dim to stand for the batch
+        return linear_scan(a.unsqueeze(0), x.unsqueeze(0), chunk_size, dim).squeeze(0)
+    shape = (-1, ) + tuple(int(s) for s in x.shape[1:])
+    trailing = shape[len(shape) + dim + 1:]         # () or (channels, )
+    length = shape[dim]
     size = max(2, min(chunk_size, length))
-    pad = -length % size
+    chunks = -(-length // size)
+    pad = chunks * size - length
     if pad:  # padded tail positions are computed and dropped; they never feed real ones
-        a, x = F.pad(a, (0, pad)), F.pad(x, (0, pad))
-    a_c = a.unflatten(-1, (-1, size)).unbind(-1)  # size tensors of (..., num_chunks)
-    x_c = x.unflatten(-1, (-1, size)).unbind(-1)
+        widths = (0, 0) * len(trailing) + (0, pad)
+        a, x = F.pad(a, widths), F.pad(x, widths)
+    # size pieces of (N, chunks, 1[, d]): position i of every chunk
+    a_c = a.reshape((-1, chunks, size) + trailing).split(1, 2)
+    x_c = x.reshape((-1, chunks, size) + trailing).split(1, 2)
     h, decay = [x_c[0]], [a_c[0]]  # local state from zero, and decay since chunk start
     for i in range(1, size):
         h.append(torch.addcmul(x_c[i], a_c[i], h[-1]))  # fused a * h + x
         decay.append(a_c[i] * decay[-1])
-    if h[0].shape[-1] > 1:  # carry the chunk end states across chunks
-        ends = linear_scan(decay[-1], h[-1], chunk_size)
-        h_in = F.pad(ends[..., :-1], (1, 0))
-        h = [torch.addcmul(h_i, d_i, h_in) for h_i, d_i in zip(h[:-1], decay[:-1])] + [ends]
-    return torch.stack(h, -1).flatten(-2)[..., :length]
+    if chunks > 1:  # carry the chunk end states across chunks
+        ends = linear_scan(decay[-1].reshape((-1, chunks) + trailing),
+                           h[-1].reshape((-1, chunks) + trailing), chunk_size, dim)
+        widths = (0, 0) * len(trailing) + (1, 0)
+        h_in = F.pad(ends[:, :-1], widths).unsqueeze(2)
+        h = [torch.addcmul(h_i, d_i, h_in) for h_i, d_i in zip(h[:-1], decay[:-1])] + [
+            ends.unsqueeze(2)]
+    out = torch.cat(h, 2).reshape((-1, chunks * size) + trailing)
+    return (out[:, :length] if pad else out).reshape(shape)
 
 
 #: Levels of ``linear_scan_doubling``: sequences up to 2**16 positions (a 4096 x 4096 image

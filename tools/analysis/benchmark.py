@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 
 from mmmobilemamba.models import MobileMamba  # noqa: E402
 from mmmobilemamba.models.layers import BN_Linear  # noqa: E402
+from mmmobilemamba.models.layers.ss2d import SEQ_MAJOR  # noqa: E402
 
 RESOLUTION = MobileMamba.arch_resolution
 AMP_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -240,7 +241,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='time forward + backward + AdamW step (unfused model)')
     p.add_argument('--threads', type=int, default=None, help='CPU threads (--device cpu)')
     p.add_argument('--runtime', default='torch', choices=['torch', 'onnxruntime'],
-                   help='CPU inference by PyTorch, or by onnxruntime on the exported model')
+                   help='CPU inference by PyTorch, or by onnxruntime on the exported model '
+                   "(static H, W: SS2D's 'seq_major' formulation, whatever --backend)")
     p.add_argument('--warmup', type=int, default=10)
     p.add_argument('--iters', type=int, default=10, help='calls per timed repeat (GPU)')
     p.add_argument('--repeats', type=int, default=10)
@@ -294,7 +296,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                        compile=((args.compile_mode or 'default') if args.compile else
                                 'cuda-graph' if args.cuda_graph else 'no'),
                        channels_last=args.channels_last, runtime=args.runtime,
-                       backend=args.backend, device=args.device, runs=runs)
+                       backend=(SEQ_MAJOR if args.runtime == 'onnxruntime' else
+                                args.backend), device=args.device, runs=runs)
             results.append(row)
             print(json.dumps(row), flush=True)
     print_table(results, device)
@@ -308,7 +311,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
 
 def print_table(results: List[dict], device: torch.device) -> None:
     gpu = device.type == 'cuda'
-    head = 'arch  res  batch mode  amp  compile         cl  backend  runtime     ' + (
+    head = 'arch  res  batch mode  amp  compile         cl  backend   runtime     ' + (
         'img/s per run' if gpu else 'latency ms per run (min / median)')
     print(head)
     for r in results:
@@ -317,7 +320,7 @@ def print_table(results: List[dict], device: torch.device) -> None:
         else:
             vals = '  '.join(f"{x['min_ms']:.2f} / {x['median_ms']:.2f}" for x in r['runs'])
         print(f"{r['arch']:5} {r['res']:4} {r['batch']:5} {r['mode']:5} {r['amp']:4} "
-              f"{r['compile']:15} {str(r['channels_last'])[0]:3} {r['backend']:8} "
+              f"{r['compile']:15} {str(r['channels_last'])[0]:3} {r['backend']:9} "
               f"{r.get('runtime', 'torch'):11} {vals}")
 
 

@@ -39,7 +39,9 @@ class MobileMamba(BaseModule):
         frozen_stages: freeze stages 0..frozen_stages (-1: none); stays frozen in train().
         norm_eval: keep every BatchNorm in eval mode during training.
         drop_path_rate: stochastic depth; ``None`` takes the variant's value.
-        scan_backend: selective-scan backend ('auto', 'torch', 'chunked', ...).
+        scan_backend: selective-scan backend ('auto', 'torch', 'chunked', ...), or
+            'seq_major': SS2D's sequence-major formulation around the chunked scan
+            (CPU; what static ONNX exports run).
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint=path)``; takes official
             (flat, ``net``/``net_E``/``model``/``state_dict``-wrapped) or OpenMMLab
             (``backbone.``-prefixed) checkpoints and reports mismatched keys loudly.
