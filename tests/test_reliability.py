@@ -15,6 +15,7 @@ import json
 import os
 import os.path as osp
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -377,6 +378,13 @@ def test_tools_refuse_bad_checkpoints(toy_data, checkpoints, tmp_path):
                    check=False)
     assert res.returncode != 0 and 'resnet.pth does not match this ImageClassifier' in \
         res.stderr, res.stderr[-3000:]
+    for name, message in (('cut', 'cut.pth (.*) is truncated'),
+                          ('missing', 'nope.pth does not exist')):
+        path = checkpoints['cut'] if name == 'cut' else str(tmp_path / 'nope.pth')
+        res = run_tool('tools/test.py', TOY_CFG, path, '--work-dir', str(tmp_path / 't'),
+                       '--cfg-options', *data_root_options(toy_data), check=False)
+        assert res.returncode != 0 and re.search(message, res.stderr), res.stderr[-3000:]
+        assert 'Epoch(test)' not in res.stdout + res.stderr
 
 
 # ---------------------------------------------------------------------------- bad input

@@ -3,13 +3,12 @@
 The task library follows from the config's ``default_scope`` (mmpretrain, mmdet, mmseg).
 """
 import argparse
-import os.path as osp
 
 from mmengine.config import Config
 from mmengine.evaluator import DumpResults
 
 import mmmobilemamba  # noqa: F401  (registers our modules)
-from mmmobilemamba.utils import check_dataset_paths
+from mmmobilemamba.utils import check_checkpoint_file, check_dataset_paths
 from mmmobilemamba.utils.run_config import add_launch_args, build_runner, load_run_config
 
 
@@ -62,8 +61,7 @@ def main() -> None:
     args = parse_args()
     cfg = build_cfg(args)
     check_dataset_paths(cfg, splits=('test_dataloader', ))
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'Checkpoint {args.checkpoint} does not exist.')
+    check_checkpoint_file(args.checkpoint)  # before the model is built
     runner = build_runner(cfg, mode='test')
     if args.out:
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))

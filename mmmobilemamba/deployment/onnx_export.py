@@ -138,7 +138,10 @@ def verify_onnx(path: str, model: nn.Module, shapes: Sequence[Tuple[int, int, in
         want = want if isinstance(want, (tuple, list)) else [want]
         if len(got) != len(want):
             raise RuntimeError(f'{path}: {len(got)} outputs, PyTorch gives {len(want)}.')
-        errors[tuple(shape)] = max(
-            float(np.linalg.norm(g - t.numpy()) / max(np.linalg.norm(t.numpy()), 1e-30))
-            for g, t in zip(got, want))
+        errors[tuple(shape)] = max(relative_error(g, t.numpy()) for g, t in zip(got, want))
     return errors
+
+
+def relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    """``||got - want|| / ||want||``, the measure every ONNX check here reports."""
+    return float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-30))

@@ -130,9 +130,10 @@ def onnxruntime_step(model: nn.Module, x: torch.Tensor, threads: Optional[int]
     import tempfile
 
     from mmmobilemamba.deployment import export_onnx, onnxruntime_session
-    path = tempfile.mkstemp(suffix='.onnx')[1]
-    export_onnx(model, path, tuple(x.shape[2:]))
-    session = onnxruntime_session(path, threads)
+    with tempfile.TemporaryDirectory() as tmp:  # the session holds the model in memory
+        path = f'{tmp}/model.onnx'
+        export_onnx(model, path, tuple(x.shape[2:]))
+        session = onnxruntime_session(path, threads)
     feed = {'input': x.numpy()}
     return lambda: session.run(None, feed)
 

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchmark import cpu_time_ms  # noqa: E402
 from mmmobilemamba.deployment import onnxruntime_session  # noqa: E402
+from mmmobilemamba.deployment.onnx_export import relative_error  # noqa: E402
 
 
 def compare_files(paths: List[str], shape: List[int], threads: int, rounds: int,
@@ -40,7 +41,7 @@ def compare_files(paths: List[str], shape: List[int], threads: int, rounds: int,
     print(f"{'file':40} {'min ms':>8} {'median':>8} {'p90':>8}  rel. error vs first")
     results = {}
     for p in paths:
-        err = float(np.linalg.norm(outs[p] - ref) / max(np.linalg.norm(ref), 1e-30))
+        err = relative_error(outs[p], ref)
         print(f'{p[-40:]:40} {min(times[p]):8.2f} {statistics.median(times[p]):8.2f} '
               f'{np.percentile(times[p], 90):8.2f}  {err:.1e}')
         results[p] = dict(times=times[p], rel_err=err)
