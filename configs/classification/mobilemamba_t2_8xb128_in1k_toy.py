@@ -11,11 +11,9 @@ toy_metainfo = dict(classes=('red_disc', 'green_hstripes', 'blue_checker', 'yell
 model = dict(head=dict(num_classes=num_classes))
 data_preprocessor = dict(num_classes=num_classes)
 
-train_pipeline = _base_.train_pipeline
+train_pipeline, test_pipeline = _base_.train_pipeline, _base_.test_pipeline
 train_pipeline[1].scale = 64  # RandomResizedCrop
-test_pipeline = _base_.test_pipeline
-test_pipeline[1].scale = 73  # ResizeEdge: int(64 / 0.875)
-test_pipeline[2].crop_size = 64  # CenterCrop
+test_pipeline[1].scale, test_pipeline[2].crop_size = 73, 64  # ResizeEdge: int(64 / 0.875)
 train_dataloader = dict(
     batch_size=16, num_workers=0, persistent_workers=False,
     dataset=dict(data_root=data_root, metainfo=toy_metainfo, pipeline=train_pipeline))
@@ -26,12 +24,15 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='Accuracy', topk=(1, ))  # top-5 of 4 classes is meaningless
 test_evaluator = val_evaluator
 
+# The cosine ends at epoch 10 whatever max_epochs says, so that `--cfg-options
+# train_cfg.max_epochs=N` runs any N >= 1 (the recipe's open end would start after the run).
+max_epochs = 10
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, end=1, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min_ratio=1e-2, by_epoch=True, begin=1,
+    dict(type='CosineAnnealingLR', eta_min_ratio=1e-2, by_epoch=True, begin=1, end=max_epochs,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(max_epochs=10, val_interval=5)
+train_cfg = dict(max_epochs=max_epochs, val_interval=5)
 custom_hooks = [
     dict(type='EMAHook', momentum=0.05, update_buffers=True, priority='ABOVE_NORMAL')
 ]

@@ -1,52 +1,19 @@
-# Mask R-CNN + MobileMamba-B1 on the 3-class toy COCO, CPU-sized. No pretrained weights,
-# so BatchNorm trains (norm_eval=False): frozen random statistics would not normalise.
+# mask-rcnn_mobilemamba_b1.py on the 3-class toy COCO, CPU-sized (see _base_/toy_coco.py):
 #   python -m mmmobilemamba.datasets.toy_detection data/toy/coco
 #   python tools/train.py configs/detection/mask-rcnn_mobilemamba_b1_toy.py
-_base_ = './mask-rcnn_mobilemamba_b1.py'
-
-data_root = 'data/toy/coco/'
-metainfo = dict(classes=('rectangle', 'circle', 'triangle'))
-img_scale = (160, 160)
+_base_ = ['./_base_/models/mask-rcnn_mobilemamba_b1_fpn.py', './_base_/toy_coco.py']
 
 model = dict(
-    backbone=dict(init_cfg=None, norm_eval=False),
+    backbone=dict(norm_eval=False),
     roi_head=dict(bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)),
     # a few objects per image: far fewer proposals/RoIs than COCO's keep CPU steps short
     train_cfg=dict(rpn_proposal=dict(nms_pre=500, max_per_img=200),
                    rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100), rcnn=dict(max_per_img=20)))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
-]
-train_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
-test_evaluator = val_evaluator
-
-max_epochs = 12
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=20),
-    dict(type='CosineAnnealingLR', begin=max_epochs // 2, end=max_epochs,
-         T_max=max_epochs // 2, by_epoch=True, eta_min=0)
-]
-default_hooks = dict(logger=dict(interval=5),
-                     checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
+# instances: load the masks too, and score them next to the boxes
+train_pipeline, test_pipeline = _base_.train_pipeline, _base_.test_pipeline
+train_pipeline[1].with_mask = test_pipeline[2].with_mask = True  # LoadAnnotations
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+val_evaluator = test_evaluator = dict(metric=['bbox', 'segm'])

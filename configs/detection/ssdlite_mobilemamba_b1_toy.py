@@ -1,6 +1,7 @@
-# SSDLite (320 recipe) + MobileMamba-B1 on the 3-class toy COCO at 192x192, CPU-sized
-# (no Expand/MinIoURandomCrop, no 5x repeat). No pretrained weights, so BatchNorm trains
-# (norm_eval=False): frozen random statistics would not normalise.
+# ssdlite_mobilemamba_b1.py on the 3-class toy COCO at 192x192, CPU-sized: the data and
+# schedule of _base_/toy_coco.py, here without Expand/MinIoURandomCrop and the 5x repeat, and
+# trained BatchNorm (norm_eval=False: without ImageNet weights frozen statistics would not
+# normalise). mmdet's SSDLite config holds its own data and schedule, so they are set here.
 #   python -m mmmobilemamba.datasets.toy_detection data/toy/coco
 #   python tools/train.py configs/detection/ssdlite_mobilemamba_b1_toy.py
 _base_ = './ssdlite_mobilemamba_b1.py'
@@ -9,7 +10,7 @@ data_root = 'data/toy/coco/'
 metainfo = dict(classes=('rectangle', 'circle', 'triangle'))
 input_size = 192
 
-model = dict(backbone=dict(init_cfg=None, norm_eval=False), bbox_head=dict(num_classes=3))
+model = dict(backbone=dict(norm_eval=False), bbox_head=dict(num_classes=3))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

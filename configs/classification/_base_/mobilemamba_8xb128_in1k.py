@@ -14,7 +14,10 @@ custom_imports = dict(imports=['mmmobilemamba'], allow_failed_imports=False)
 # label-smoothed (.1) soft targets. No ColorJitter: timm skips it when RandAugment is on.
 model = dict(
     type='ImageClassifier',
-    backbone=dict(type='MobileMamba', arch='s6'),
+    # Random init is the ImageNet recipe; to start from released weights instead (fine-tuning):
+    #   --cfg-options model.backbone.init_cfg.checkpoint=/path/to/MobileMamba_S6.pth
+    # (the backbone warns when training starts without them).
+    backbone=dict(type='MobileMamba', arch='s6', init_cfg=dict(type='Pretrained', checkpoint=None)),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='BNLinearClsHead',
