@@ -1,26 +1,23 @@
 """ONNX export of MobileMamba classifiers and backbones, and its check with onnxruntime.
 
 The scan exports as ordinary ONNX ops (Exp, Mul, Add, Pad, Slice, ...), no custom op, so
-any runtime loads the file. Static H, W export SS2D's sequence-major formulation
-(``'seq_major'``: the chunked scan, whose Python structure follows L, in the layout that runs
-fastest as a graph); ``dynamic_hw=True`` exports the ``'doubling'`` scan, whose structure
-does not follow L, so one file runs at any input size (at some cost in speed). Either way
-the Haar transforms trace as one Conv / ConvTranspose each. The graph takes
+any runtime loads the file. The model is traced in its export formulation
+(``export_formulation``): with static H, W the chunked scan in sequence-major layout, whose
+structure follows L; with ``dynamic_hw=True`` the recursive-doubling scan, whose structure
+does not, so one file runs at any input size (at some cost in speed). The graph takes
 normalised images (the data preprocessor's mean/std are not part of it), as in mmdeploy.
 """
-import contextlib
 import os.path as osp
 import warnings
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..models.backbones.mobilemamba import MIN_INPUT_SIZE, MobileMamba
-from ..models.layers.ss2d import SEQ_MAJOR, scan_backend
-from ..models.layers.wavelet_mamba import MBWTConv2d
 from ..models.utils.fusion import fuse_modules
+from .formulation import export_formulation
 
 
 class ClassifierLogits(nn.Module):
@@ -55,7 +52,7 @@ def load_for_export(config: Optional[str] = None, checkpoint: Optional[str] = No
     else:
         model = MobileMamba(arch)
         if checkpoint is not None:
-            from ..models.utils.checkpoint import load_backbone_checkpoint
+            from ..utils import load_backbone_checkpoint
             load_backbone_checkpoint(model, checkpoint, strict=True)
         else:
             warnings.warn(f'Exporting MobileMamba-{arch} with RANDOM weights (no checkpoint).')
@@ -83,7 +80,8 @@ def export_onnx(model: nn.Module, path: str, img_size: Tuple[int, int] = (224, 2
         raise ValueError(f'opset {opset} is too old: LayerNormalization needs opset >= 17.')
     h, w = img_size
     if min(h, w) < MIN_INPUT_SIZE:
-        raise ValueError(f'img_size {img_size} is below the {MIN_INPUT_SIZE}px minimum.')
+        raise ValueError(f'img_size {img_size} is below the {MIN_INPUT_SIZE}px minimum; '
+                         f'export at {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} or larger.')
     x = torch.randn(1, 3, h, w)
     with torch.no_grad():
         outs = model(x)
@@ -96,21 +94,6 @@ def export_onnx(model: nn.Module, path: str, img_size: Tuple[int, int] = (224, 2
                           input_names=['input'], output_names=names,
                           dynamic_axes={'input': axes, **{n: {0: 'batch'} for n in names}})
     return names
-
-
-@contextlib.contextmanager
-def export_formulation(model: nn.Module, dynamic_hw: bool) -> Iterator[None]:
-    """Trace what runs best as a graph (same math): the ``'doubling'`` scan for dynamic H, W,
-    else SS2D's ``'seq_major'`` formulation; the Haar transforms as convolutions."""
-    wavelets = [m for m in model.modules() if isinstance(m, MBWTConv2d)]
-    with scan_backend(model, 'doubling' if dynamic_hw else SEQ_MAJOR):
-        for m in wavelets:
-            m.haar_as_conv = True
-        try:
-            yield
-        finally:
-            for m in wavelets:
-                m.haar_as_conv = False
 
 
 def onnxruntime_session(path: str, threads: Optional[int] = None):

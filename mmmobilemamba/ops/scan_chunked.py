@@ -25,7 +25,7 @@ def linear_scan(a: torch.Tensor, x: torch.Tensor, chunk_size: int = DEFAULT_CHUN
     """Solve ``h_l = a_l h_{l-1} + x_l`` (``h_{-1} = 0``) along ``dim``, vectorised.
 
     ``dim`` is -1 (channels first, positions last) or -2 (positions, then channels: the
-    sequence-major layout of ``SS2D``'s ``'seq_major'`` path, where every split and concat
+    sequence-major layout of ``SS2D.forward_seq_major``, where every split and concat
     moves whole rows of channels). ``a`` and ``x`` have the same shape. Sizes are read as
     Python ints, except dim 0's, so an ONNX trace holds no shape arithmetic.
     """
@@ -102,8 +102,8 @@ def scan_chunked(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch
 def scan_doubling(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                   C: torch.Tensor, D: torch.Tensor, delta_bias: torch.Tensor,
                   levels: int = DOUBLING_LEVELS) -> torch.Tensor:
-    """``scan_chunked`` with ``linear_scan_doubling``: the scan for ONNX exports with dynamic
-    H and W (``tools/deployment/pytorch2onnx.py --dynamic-hw``)."""
+    """``scan_chunked`` with ``linear_scan_doubling``: the scan SS2D traces for ONNX exports
+    with dynamic H and W (``mmmobilemamba.deployment.export_formulation``)."""
     return _bidirectional(u, delta, A, B, C, D, delta_bias,
                           lambda a, x: linear_scan_doubling(a, x, levels))
 

@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - triton ships with CUDA builds of torch
 INTERPRET = os.environ.get('TRITON_INTERPRET') == '1'
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 MAX_BLOCK_L = 256
-# Tuning knobs (module globals so that tools/analysis/scan_bandwidth.py can sweep them):
+# Tuning knobs (module globals so that benchmarks/scan_bandwidth.py can sweep them):
 # elements of a (channels x positions) register tile and warps per program, forward and
 # backward; channels per backward program when L fits one chunk (dB, dC are summed over
 # them before the atomic add); fewest programs before the channel block shrinks (long L

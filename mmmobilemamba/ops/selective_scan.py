@@ -10,7 +10,7 @@ from typing import Callable, Dict, Optional, Set, Tuple
 
 import torch
 
-from .scan_chunked import scan_chunked, scan_doubling
+from .scan_chunked import scan_chunked
 from .scan_mamba_ssm import mamba_ssm_unavailable, scan_mamba_ssm
 from .scan_reference import scan_reference
 from .scan_triton import scan_triton, triton_unavailable
@@ -45,7 +45,6 @@ def register_backend(name: str, fn: ScanFn, unavailable: Optional[Unavailable] =
 
 register_backend('torch', scan_reference)
 register_backend('chunked', scan_chunked)
-register_backend('doubling', scan_doubling)
 register_backend('mamba_ssm', scan_mamba_ssm, mamba_ssm_unavailable)
 register_backend('triton', scan_triton, triton_unavailable)
 
@@ -61,8 +60,8 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
         A: (2, d) state matrix (negative), D: (2, d) skip, delta_bias: (2, d).
         B, C: (Bt, 2, L) input/output projections, shared across channels.
         backend: 'torch' (sequential reference), 'chunked' (vectorised PyTorch),
-            'doubling' (vectorised, shape-independent structure, for dynamic-size export),
-            'mamba_ssm' (CUDA kernel), another registered backend, or 'auto';
+            'mamba_ssm' (CUDA kernel), 'triton' (GPU kernel), another registered backend,
+            or 'auto';
             ``None``/'auto' reads ``$MMMOBILEMAMBA_SCAN_BACKEND`` first, then takes the
             first available of ``AUTO_ORDER``. An unavailable explicit choice raises.
     Returns:

@@ -12,6 +12,7 @@ Examples::
     python tools/analysis/benchmark.py --arch all --compile --channels-last --json out.json
     python tools/analysis/benchmark.py --arch s6 --train --amp bf16
     python tools/analysis/benchmark.py --arch t2 --device cpu --threads 4
+    python tools/analysis/benchmark.py --arch s6 --device cpu --runtime onnxruntime
 
 Needs only torch and mmengine (the backbone's base class); no mmcv.
 """
@@ -20,7 +21,6 @@ import contextlib
 import json
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -29,11 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
-
-from mmmobilemamba.models import MobileMamba  # noqa: E402
-from mmmobilemamba.models.layers import BN_Linear  # noqa: E402
-from mmmobilemamba.models.layers.ss2d import SEQ_MAJOR  # noqa: E402
+from mmmobilemamba.analysis.timing import cpu_time_ms, gpu_time_ms
+from mmmobilemamba.deployment import export_formulation
+from mmmobilemamba.models import MobileMamba
+from mmmobilemamba.models.layers import BN_Linear
 
 RESOLUTION = MobileMamba.arch_resolution
 AMP_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -94,36 +93,6 @@ def cuda_graphed(step: Callable[[], None]) -> Callable[[], None]:
     return graph.replay
 
 
-def gpu_time_ms(fn: Callable[[], None], warmup: int, iters: int, repeats: int) -> List[float]:
-    """Per-call milliseconds, one number per repeat, each from CUDA events around
-    ``iters`` back-to-back calls."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    out = []
-    for _ in range(repeats):
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(iters):
-            fn()
-        end.record()
-        end.synchronize()
-        out.append(start.elapsed_time(end) / iters)
-    return out
-
-
-def cpu_time_ms(fn: Callable[[], None], warmup: int, repeats: int) -> List[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1e3)
-    return out
-
-
 def onnxruntime_step(model: nn.Module, x: torch.Tensor, threads: Optional[int]
                      ) -> Callable[[], None]:
     """``model`` exported to ONNX (static H, W; dynamic batch) and run by onnxruntime."""
@@ -138,11 +107,9 @@ def onnxruntime_step(model: nn.Module, x: torch.Tensor, threads: Optional[int]
     return lambda: session.run(None, feed)
 
 
-def make_step(arch: str, amp: str, args: argparse.Namespace, device: torch.device,
-              batch: int) -> Callable[[], None]:
+def make_step(model: nn.Module, res: int, amp: str, args: argparse.Namespace,
+              device: torch.device, batch: int) -> Callable[[], None]:
     """One inference call, or one training step with ``--train``."""
-    res = args.img_size or RESOLUTION[arch]
-    model = build(arch, args, device, args.train)
     if args.runtime == 'onnxruntime':
         if device.type != 'cpu' or args.train or amp != 'none':
             raise ValueError('--runtime onnxruntime measures CPU inference in float32 only.')
@@ -242,8 +209,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='time forward + backward + AdamW step (unfused model)')
     p.add_argument('--threads', type=int, default=None, help='CPU threads (--device cpu)')
     p.add_argument('--runtime', default='torch', choices=['torch', 'onnxruntime'],
-                   help='CPU inference by PyTorch, or by onnxruntime on the exported model '
-                   "(static H, W: SS2D's 'seq_major' formulation, whatever --backend)")
+                   help='CPU inference by PyTorch, or by onnxruntime on the model exported '
+                   'with static H, W (always in the export formulation; --backend unused)')
+    p.add_argument('--export-formulation', action='store_true',
+                   help='run PyTorch in the formulation an ONNX export traces '
+                   '(mmmobilemamba.deployment.export_formulation): same math, other ops')
     p.add_argument('--warmup', type=int, default=10)
     p.add_argument('--iters', type=int, default=10, help='calls per timed repeat (GPU)')
     p.add_argument('--repeats', type=int, default=10)
@@ -277,28 +247,35 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         for amp in args.amp:
             torch.manual_seed(0)
             t0 = time.perf_counter()
-            step = make_step(arch, amp, args, device, batch)
-            runs = []
-            for _ in range(args.runs):  # each run: its own warm-up, then the timed repeats
-                if device.type == 'cuda':
-                    ms = gpu_time_ms(step, args.warmup, args.iters, args.repeats)
-                else:
-                    ms = cpu_time_ms(step, args.warmup, args.repeats)
-                runs.append(dict(median_ms=statistics.median(ms), min_ms=min(ms),
-                                 img_per_s=batch / statistics.median(ms) * 1e3,
-                                 elapsed_s=time.perf_counter() - t0))
-            if args.profile:
-                profile(step, device, f'{arch} {amp}')
-            del step
+            res = args.img_size or RESOLUTION[arch]
+            model = build(arch, args, device, args.train)
+            formulation = (export_formulation(model) if args.export_formulation else
+                           contextlib.nullcontext())
+            with formulation:
+                step = make_step(model, res, amp, args, device, batch)
+                runs = []
+                for _ in range(args.runs):  # each run: its own warm-up, then timed repeats
+                    if device.type == 'cuda':
+                        ms = gpu_time_ms(step, args.warmup, args.iters, args.repeats)
+                    else:
+                        ms = cpu_time_ms(step, args.warmup, args.repeats)
+                    runs.append(dict(median_ms=statistics.median(ms), min_ms=min(ms),
+                                     img_per_s=batch / statistics.median(ms) * 1e3,
+                                     elapsed_s=time.perf_counter() - t0))
+                if args.profile:
+                    profile(step, device, f'{arch} {amp}')
+            del step, model
             if device.type == 'cuda':
                 torch.cuda.empty_cache()
-            row = dict(arch=arch, res=args.img_size or RESOLUTION[arch], batch=batch,
+            onnx = args.runtime == 'onnxruntime'
+            row = dict(arch=arch, res=res, batch=batch,
                        mode='train' if args.train else 'infer', amp=amp,
                        compile=((args.compile_mode or 'default') if args.compile else
                                 'cuda-graph' if args.cuda_graph else 'no'),
                        channels_last=args.channels_last, runtime=args.runtime,
-                       backend=(SEQ_MAJOR if args.runtime == 'onnxruntime' else
-                                args.backend), device=args.device, runs=runs)
+                       backend='-' if onnx else args.backend,
+                       formulation='export' if onnx or args.export_formulation else 'default',
+                       device=args.device, runs=runs)
             results.append(row)
             print(json.dumps(row), flush=True)
     print_table(results, device)
@@ -312,7 +289,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
 
 def print_table(results: List[dict], device: torch.device) -> None:
     gpu = device.type == 'cuda'
-    head = 'arch  res  batch mode  amp  compile         cl  backend   runtime     ' + (
+    head = 'arch  res  batch mode  amp  compile         cl  backend   formul.  runtime     ' + (
         'img/s per run' if gpu else 'latency ms per run (min / median)')
     print(head)
     for r in results:
@@ -322,7 +299,7 @@ def print_table(results: List[dict], device: torch.device) -> None:
             vals = '  '.join(f"{x['min_ms']:.2f} / {x['median_ms']:.2f}" for x in r['runs'])
         print(f"{r['arch']:5} {r['res']:4} {r['batch']:5} {r['mode']:5} {r['amp']:4} "
               f"{r['compile']:15} {str(r['channels_last'])[0]:3} {r['backend']:9} "
-              f"{r.get('runtime', 'torch'):11} {vals}")
+              f"{r['formulation']:8} {r['runtime']:11} {vals}")
 
 
 if __name__ == '__main__':

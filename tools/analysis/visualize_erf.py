@@ -45,7 +45,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 import mmmobilemamba  # noqa: F401  (registers MobileMamba)
 from mmmobilemamba.models import MobileMamba
-from mmmobilemamba.models.utils.checkpoint import load_backbone_checkpoint
+from mmmobilemamba.utils import load_backbone_checkpoint
 
 STAGE_NAMES = ('patch_embed, stride 16', 'blocks1, stride 16', 'blocks2, stride 32',
                'blocks3, stride 64')

@@ -10,15 +10,14 @@ H and W dynamic too. The scan exports as plain ONNX ops, so any runtime loads th
 See docs/deployment.md.
 """
 import argparse
-import sys
 from pathlib import Path
 from typing import List, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
+import mmmobilemamba  # noqa: F401  (registers our modules)
+from mmmobilemamba.deployment import default_img_size, export_onnx, load_for_export, verify_onnx
+from mmmobilemamba.models import MobileMamba
 
-import mmmobilemamba  # noqa: E402,F401  (registers our modules)
-from mmmobilemamba.deployment import (default_img_size, export_onnx, load_for_export,  # noqa: E402,E501
-                                      verify_onnx)
+RESOLUTIONS = ', '.join(f'{k} {v}' for k, v in MobileMamba.arch_resolution.items())
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -28,7 +27,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--checkpoint', help='weights (mmpretrain, official or backbone layout)')
     p.add_argument('--output-file', default=None, help='default: <config or arch>.onnx')
     p.add_argument('--shape', type=int, nargs=2, default=None, metavar=('H', 'W'),
-                   help="export input size; default the variant's 224 (or 192 for T2/T4)")
+                   help=f"export input size; default: the variant's resolution ({RESOLUTIONS}; "
+                   '224 for a custom arch)')
     p.add_argument('--dynamic-hw', action='store_true', help='dynamic height and width too')
     p.add_argument('--opset', type=int, default=17)
     p.add_argument('--verify-batch', type=int, default=3,

@@ -1,21 +1,18 @@
 """SS2D, VMamba forward type v052d: a bidirectional, d_state=1 selective scan over the
-row-major flattened feature map (spec section 7)."""
+row-major flattened feature map (docs/architecture.md, "SS2D")."""
 import contextlib
 import math
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 from torch import nn
 
 from mmmobilemamba.ops import selective_scan
-from mmmobilemamba.ops.scan_chunked import linear_scan
+from mmmobilemamba.ops.scan_chunked import linear_scan, scan_doubling
 
 from .conv2d_bn import Conv2d_BN
 
 NUM_DIRECTIONS = 2
-#: ``scan_backend`` value that runs SS2D's sequence-major formulation (``forward_seq_major``)
-#: instead of calling ``selective_scan``: the static-size ONNX export uses it.
-SEQ_MAJOR = 'seq_major'
 
 
 class SS2D(nn.Module):
@@ -35,6 +32,9 @@ class SS2D(nn.Module):
         self.dt_rank = dt_rank = math.ceil(d_model / 16)
         self.d_state = d_state
         self.scan_backend = scan_backend
+        #: None, or 'static' / 'dynamic' (H, W) while ``mmmobilemamba.deployment.
+        #: export_formulation`` is active: the formulation an ONNX export traces.
+        self._export_mode: Optional[str] = None
 
         x_proj = torch.empty(K, dt_rank + 2 * d_state, d_inner)
         for k in range(K):  # nn.Linear's default init, one matrix per direction
@@ -53,7 +53,7 @@ class SS2D(nn.Module):
         self.out_proj = Conv2d_BN(d_inner, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.scan_backend == SEQ_MAJOR:
+        if self._export_mode == 'static':
             return self.forward_seq_major(x)
         b, _, h, w = x.shape
         K, d = NUM_DIRECTIONS, self.d_inner
@@ -63,10 +63,12 @@ class SS2D(nn.Module):
         x_dbl = torch.einsum('kcd,bdl->bkcl', self.x_proj_weight.to(u.dtype), u)
         dts, B, C = torch.split(x_dbl, [self.dt_rank, 1, 1], dim=2)
         delta = torch.einsum('kdr,bkrl->bkdl', self.dt_projs_weight.to(u.dtype), dts)
-        y = selective_scan(
-            u, delta, -torch.exp(self.A_logs.float()).view(K, d),
-            B.squeeze(2), C.squeeze(2), self.Ds.float().view(K, d),
-            self.dt_projs_bias.float(), backend=self.scan_backend)        # (B, d, L), fp32
+        args = (u, delta, -torch.exp(self.A_logs.float()).view(K, d), B.squeeze(2),
+                C.squeeze(2), self.Ds.float().view(K, d), self.dt_projs_bias.float())
+        if self._export_mode == 'dynamic':  # structure independent of L: any H, W
+            y = scan_doubling(*args)
+        else:
+            y = selective_scan(*args, backend=self.scan_backend)          # (B, d, L), fp32
         y = self.out_norm(y.transpose(1, 2)).transpose(1, 2).reshape(b, d, h, w)
         return self.out_proj(y * z)
 
@@ -109,8 +111,8 @@ def softplus_exp_log(z: torch.Tensor, threshold: float = 20.0) -> torch.Tensor:
 
 @contextlib.contextmanager
 def scan_backend(model: nn.Module, backend: str) -> Iterator[None]:
-    """Temporarily run every SS2D of ``model`` with the scan ``backend`` (FLOP counting,
-    export), restoring each one's own choice afterwards."""
+    """Temporarily run every SS2D of ``model`` with the scan ``backend`` (FLOP counting),
+    restoring each one's own choice afterwards."""
     blocks = [m for m in model.modules() if isinstance(m, SS2D)]
     saved = [m.scan_backend for m in blocks]
     for m in blocks:

@@ -1,5 +1,7 @@
 """WTE-Mamba (MBWTConv2d): SS2D at full resolution plus a depthwise conv in the Haar
-wavelet domain, reconstructed by the inverse transform (spec section 6)."""
+wavelet domain, reconstructed by the inverse transform (docs/architecture.md, "WTE-Mamba")."""
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,18 +46,20 @@ class MBWTConv2d(nn.Module):
             nn.Conv2d(4 * channels, 4 * channels, kernel_size, padding=kernel_size // 2,
                       groups=4 * channels, bias=False)])
         self.wavelet_scale = nn.ModuleList([ScaleModule(4 * channels, 0.1)])
-        #: Run the Haar transforms as F.conv2d / F.conv_transpose2d (set by the ONNX export).
-        self.haar_as_conv = False
+        #: None, or 'static' / 'dynamic' while ``mmmobilemamba.deployment.export_formulation``
+        #: is active: then the Haar transforms run as F.conv2d / F.conv_transpose2d.
+        self._export_mode: Optional[str] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         xp = F.pad(x, (0, w % 2, 0, h % 2))
-        if self.haar_as_conv:
+        as_conv = self._export_mode is not None
+        if as_conv:
             bands = F.conv2d(xp, self.wt_filter, stride=2, groups=self.channels)
         else:
             bands = haar_analysis(xp, self.wt_filter)
         bands = self.wavelet_scale[0](self.wavelet_convs[0](bands))
-        if self.haar_as_conv:
+        if as_conv:
             wave = F.conv_transpose2d(bands, self.iwt_filter, stride=2, groups=self.channels)
         else:
             wave = haar_synthesis(bands, self.iwt_filter)
@@ -67,7 +71,7 @@ class MBWTConv2d(nn.Module):
 # same sums as F.conv2d / F.conv_transpose2d with these filters, because cuDNN runs the
 # grouped transposed convolution (and the forward's input gradient) group by group, which
 # took two thirds of an S6 forward on an H100. An ONNX export wants the opposite: as
-# convolutions (``haar_as_conv``) each transform is one node; the mix traces as dozens.
+# convolutions (``export_formulation``) each transform is one node; the mix traces as dozens.
 def _mix4(t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """``out[:, c, i] = sum_j m[c, i, j] * t[:, c, j]`` for t (N, C, 4, H, W), m (C, 4, 4),
     accumulated in float32 at least (as a convolution would) and returned in t's dtype."""

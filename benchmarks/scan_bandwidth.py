@@ -6,19 +6,16 @@ fraction of the device-to-device copy bandwidth measured in the same process (by
 plus bytes written). The sweep times the tile/warp settings of ``scan_triton`` so that
 its defaults can be chosen from data.
 
-    python tools/analysis/scan_bandwidth.py [--sweep] [--json out.json]
+    python benchmarks/scan_bandwidth.py [--sweep] [--exact-softplus] [--json out.json]
 """
 import argparse
-import importlib
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from mmmobilemamba.ops import scan_triton as st  # noqa: E402
+from mmmobilemamba.ops import scan_triton as st
+from mmmobilemamba.ops.selective_scan import BACKENDS
 
 # (label, batch, d_inner, L): S6 at 224 (stages 1..3), a detection feature map.
 SIZES = [('s6-stage1', 256, 320, 196), ('s6-stage2', 256, 544, 49),
@@ -101,10 +98,9 @@ def sweep(bw):
 
 def other_backends(bt, d, length):
     """Forward ms of the other registered backends at one size, for comparison."""
-    mod = importlib.import_module('mmmobilemamba.ops.selective_scan')
     x = make_inputs(bt, d, length, torch.float32)
     out = {}
-    for name, fn in mod.BACKENDS.items():
+    for name, fn in BACKENDS.items():
         if name in ('triton', 'mamba_ssm'):
             continue
         try:

@@ -1,25 +1,27 @@
 """Data-parallel check: 1 device with batch 2N against 2 devices with batch N, same seed.
 
-For each task (the classification toy and the Semantic FPN toy) it trains deterministic
-versions of the toy configs (no random augmentation, Mixup/CutMix, dropout or stochastic depth,
-an unshuffled sampler, so both runs see the same global batches) three ways:
+For each task it trains a deterministic version of the task's toy config
+(``benchmarks/configs/ddp_{cls,seg}.py``, and ``*_cpu.py`` for ``--device cpu``: no random
+augmentation, Mixup/CutMix, dropout or stochastic depth, an unshuffled sampler, so both runs
+see the same global batches) three ways:
 
 * ``a``: 1 device, batch 2N (``tools/train.py``);
 * ``b``: 2 devices, batch N each (``tools/dist_train.sh``, i.e. torchrun + DDP);
 * ``c``: 1 device, batch N (throughput baseline at the same batch per device; ``--baseline``).
 
-It compares the per-iteration losses of ``a`` and ``b`` (``b`` logs the loss averaged over
-its ranks, through :class:`RankMeanLossHook`; MMEngine alone logs rank 0's half batch), their
-final weights and their throughput, and loads ``b``'s rank-0 checkpoint strictly into a fresh
-model on the CPU (and on GPU 0). A table is printed last and ``--summary`` gets every number.
+N is the config's ``train_dataloader.batch_size``. It compares the per-iteration losses of
+``a`` and ``b`` (``b`` logs the loss averaged over its ranks, through ``RankMeanLossHook``;
+MMEngine alone logs rank 0's half batch), their final weights and their throughput, and loads
+``b``'s rank-0 checkpoint strictly into a fresh model on the CPU (and on GPU 0). A table is
+printed last and ``--summary`` gets every number.
 
-On GPUs: NCCL, ``sync_bn='torch'`` and ``--amp`` (fp16, dynamic loss scale). On CPU
-(``--device cpu``: gloo; the CPU test and a dry run) there is no SyncBN (torch's SyncBatchNorm
-takes only GPU tensors), so the backbone's BatchNorms are frozen (``norm_eval``) and the heads
-use none: that keeps ``a`` and ``b`` equivalent to float32 rounding.
+On GPUs: NCCL, ``sync_bn='torch'`` and ``--amp`` (fp16, dynamic loss scale). On CPU (gloo;
+the CPU test and a dry run) there is no SyncBN (torch's SyncBatchNorm takes only GPU
+tensors), so the ``*_cpu.py`` configs freeze the backbone's BatchNorms and give the heads
+none: that keeps ``a`` and ``b`` equivalent to float32 rounding.
 
-    python tools/analysis/ddp_check.py --work-dir work_dirs/ddp_check        # 2 GPUs
-    python tools/analysis/ddp_check.py --device cpu --tasks cls --iters 3     # CPU, seconds
+    python benchmarks/ddp_check.py --work-dir work_dirs/ddp_check        # 2 GPUs
+    python benchmarks/ddp_check.py --device cpu --tasks cls               # CPU, seconds
 """
 import argparse
 import copy
@@ -36,118 +38,19 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
-from mmengine.dist import all_reduce, get_world_size
-from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
+from mmengine.config import Config
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-HERE = osp.dirname(osp.abspath(__file__))
-TASKS = {
-    'cls': 'configs/classification/mobilemamba_t2_8xb128_in1k_toy.py',
-    'seg': 'configs/segmentation/fpn_mobilemamba_b4_toy.py',
-}
-# per device batch N, image side and iterations: GPU (the recipes' batch per GPU) and CPU
-DEFAULTS = {
-    'cuda': dict(cls=dict(batch=128, size=192, iters=50), seg=dict(batch=8, size=512, iters=40)),
-    'cpu': dict(cls=dict(batch=2, size=32, iters=3), seg=dict(batch=1, size=64, iters=3)),
-}
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = osp.join(REPO, 'benchmarks', 'configs')
+TASKS = ('cls', 'seg')
 
 
-@HOOKS.register_module()
-class RankMeanLossHook(Hook):
-    """Log the losses averaged over all ranks instead of rank 0's own.
-
-    Each rank's loss is the mean over its share of the global batch, and MMEngine logs rank
-    0's. DDP averages the gradients, so the rank mean is the loss of the whole global batch:
-    the number a 1-device run with that batch logs. Runs before ``RuntimeInfoHook`` (VERY_HIGH)
-    puts the outputs into the message hub; a no-op in a single process.
-    """
-
-    priority = 'HIGHEST'
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
-                         outputs: Optional[dict] = None) -> None:
-        if not outputs or get_world_size() == 1:
-            return
-        for key, value in outputs.items():
-            if isinstance(value, torch.Tensor):
-                value = value.detach().clone()
-                all_reduce(value, op='mean')
-                outputs[key] = value
-
-
-# ------------------------------------------------------------------------ configs
-def write_config(task: str, run: str, path: str, data_root: str, batch: int, size: int,
-                 iters: int, device: str, workers: int) -> str:
-    """A config file deriving from the task's toy config, deterministic and iteration-based."""
-    base = osp.join(REPO, TASKS[task])
-    backend = 'nccl' if device == 'cuda' else 'gloo'
-    lines = [
-        f'_base_ = {base!r}',
-        "custom_imports = dict(imports=['mmmobilemamba', 'ddp_check'], "
-        'allow_failed_imports=False)',
-        f'data_root = {data_root!r}',
-        f'size = {size}',
-    ]
-    loader = (f'batch_size={batch}, num_workers={workers}, persistent_workers={workers > 0}, '
-              'drop_last=True')
-    if task == 'cls':
-        lines += [
-            "pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(size, size)),",
-            "            dict(type='PackInputs')]",
-            f"train_dataloader = dict({loader}, sampler=dict(type='DefaultSampler', "
-            'shuffle=False), dataset=dict(data_root=data_root, pipeline=pipeline))',
-            "train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', "
-            f'max_iters={iters}, val_interval={iters})',
-        ]
-        # no Mixup/CutMix: they mix within each rank's batch, not within the global one
-        model = dict(train_cfg=None)
-        if device == 'cpu':  # no SyncBN on CPU: freeze the backbone's BN, no BN in the head
-            model.update(backbone=dict(norm_eval=True), head=dict(type='LinearClsHead'))
-    else:
-        lines += [
-            "pipeline = [dict(type='LoadImageFromFile'), "
-            "dict(type='LoadAnnotations', reduce_zero_label=True),",
-            "            dict(type='Resize', scale=(size, size), keep_ratio=False), "
-            "dict(type='PackSegInputs')]",
-            f"train_dataloader = dict({loader}, sampler=dict(type='InfiniteSampler', "
-            'shuffle=False), dataset=dict(data_root=data_root, pipeline=pipeline))',
-            f'train_cfg = dict(max_iters={iters}, val_interval={iters})',
-        ]
-        # no dropout or stochastic depth: their masks are drawn per rank
-        model = dict(data_preprocessor=dict(size=(size, size)),
-                     backbone=dict(drop_path_rate=0.0), decode_head=dict(dropout_ratio=0.0))
-        if device == 'cpu':
-            model['backbone']['norm_eval'] = True
-            model['decode_head']['norm_cfg'] = None
-    lines.append(f'model = {model!r}')
-    lines += [
-        f'val_dataloader = dict(num_workers={workers}, persistent_workers={workers > 0}, '
-        'dataset=dict(data_root=data_root, pipeline=pipeline))',
-        'test_dataloader = val_dataloader',
-        # a linear warm-up over the whole run instead of the epoch-based toy schedules
-        "param_scheduler = [dict(type='LinearLR', start_factor=0.01, by_epoch=False, "
-        f'begin=0, end={iters})]',
-        'default_hooks = dict(logger=dict(interval=1), checkpoint=dict(by_epoch=False, '
-        f'interval={iters}, max_keep_ckpts=1, save_best=None))',
-        'log_processor = dict(by_epoch=False, window_size=1)  # raw per-iteration values',
-        # the classification toy keeps its EMAHook
-        ('custom_hooks = _base_.custom_hooks + ' if task == 'cls' else 'custom_hooks = ')
-        + "[dict(type='RankMeanLossHook', priority='HIGHEST')]",
-        'randomness = dict(seed=0)',
-        "env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', "
-        f"opencv_num_threads=0), dist_cfg=dict(backend='{backend}'))",
-        'find_unused_parameters = False',
-    ]
-    if device == 'cuda':
-        lines.append("sync_bn = 'torch'")
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, 'w') as f:
-        f.write(f'# ddp_check.py, task {task}, run {run}\n' + '\n'.join(lines) + '\n')
-    return path
+def config_path(task: str, device: str) -> str:
+    """The run config of ``task`` on ``device`` ('cuda' or 'cpu')."""
+    return osp.join(CONFIGS, f'ddp_{task}' + ('_cpu' if device == 'cpu' else '') + '.py')
 
 
 def make_data(task: str, root: str, batch: int, size: int) -> str:
@@ -172,12 +75,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(cfg: str, work_dir: str, devices: int, device: str, amp: bool,
+def launch(cfg: str, options: List[str], work_dir: str, devices: int, device: str, amp: bool,
            timeout: float) -> dict:
-    """Run one training (torchrun for 2 devices), output in ``work_dir``/stdout.log."""
+    """Run one training of ``cfg`` with ``--cfg-options options`` (torchrun for 2 devices),
+    its console output in ``work_dir``/stdout.log."""
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()))
-    env['PYTHONPATH'] = os.pathsep.join(
-        [REPO, HERE] + [p for p in [os.environ.get('PYTHONPATH')] if p])
     if device == 'cuda':
         env.setdefault('TRITON_CACHE_DIR', osp.join(osp.dirname(work_dir), 'triton-cache'))
         if devices == 1:
@@ -185,7 +87,7 @@ def launch(cfg: str, work_dir: str, devices: int, device: str, amp: bool,
     else:
         env['OMP_NUM_THREADS'] = '1'
         env['CUDA_VISIBLE_DEVICES'] = ''
-    extra = ['--work-dir', work_dir] + (['--amp'] if amp else [])
+    extra = ['--work-dir', work_dir] + (['--amp'] if amp else []) + ['--cfg-options'] + options
     if devices == 1:
         cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'), cfg] + extra
     else:
@@ -243,7 +145,6 @@ def read_run(work_dir: str, global_batch: int, warmup: int) -> dict:
 # ------------------------------------------------------------------------ checks
 def build_model(cfg_path: str) -> torch.nn.Module:
     """The run's model from its config, as the Runner builds it (task scope, preprocessor)."""
-    from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
 
     import mmmobilemamba  # noqa: F401  (registers our modules)
@@ -257,9 +158,9 @@ def build_model(cfg_path: str) -> torch.nn.Module:
 
 def weights_diff(ckpt_a: str, ckpt_b: str) -> dict:
     """Relative (whole model) and max absolute difference of two checkpoints' weights."""
-    import mmmobilemamba  # noqa: F401  (allow-lists MMEngine's types for weights_only loading)
-    sd_a = torch.load(ckpt_a, map_location='cpu')['state_dict']
-    sd_b = torch.load(ckpt_b, map_location='cpu')['state_dict']
+    from mmmobilemamba.utils import read_checkpoint  # weights_only, MMEngine's types allowed
+    sd_a = read_checkpoint(ckpt_a)['state_dict']
+    sd_b = read_checkpoint(ckpt_b)['state_dict']
     if sd_a.keys() != sd_b.keys():
         return dict(error=f'different keys: {sorted(sd_a.keys() ^ sd_b.keys())[:5]}')
     num = den = max_abs = 0.0
@@ -309,12 +210,14 @@ def compare(a: dict, b: dict) -> dict:
 
 # ------------------------------------------------------------------------ main
 def run_task(task: str, args: argparse.Namespace, deadline: float) -> dict:
-    d = DEFAULTS[args.device][task]
-    batch = args.batch or d['batch']
-    size = args.img_size or d['size']
-    iters = args.iters or d['iters']
+    """Runs a, b (and c) of ``task`` and their comparison."""
+    cfg = config_path(task, args.device)
+    cfg_values = Config.fromfile(cfg)
+    batch, size, iters = cfg_values.train_dataloader.batch_size, cfg_values.size, cfg_values.iters
     root = osp.join(args.work_dir, 'data', f'{task}_{batch}x{size}')
     data_root = make_data(task, root, batch, size)
+    data_options = [f'{split}.dataset.data_root={data_root}'
+                    for split in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
     amp = args.device == 'cuda' and not args.no_amp
     runs = [('a', 1, 2 * batch), ('b', args.gpus, batch)]
     if args.baseline:
@@ -326,12 +229,13 @@ def run_task(task: str, args: argparse.Namespace, deadline: float) -> dict:
         if name == 'c' and remaining < 1.2 * max(done):  # a and b always run
             report['runs'][name] = dict(skipped=f'{remaining:.0f} s left of --time-budget')
             continue
-        cfg = write_config(task, name, osp.join(args.work_dir, 'configs', f'{task}_{name}.py'),
-                           data_root, per_device, size, iters, args.device, args.workers)
         work_dir = osp.join(args.work_dir, f'{task}_{name}')
-        result = launch(cfg, work_dir, devices, args.device, amp, max(remaining, 90))
+        options = data_options + [f'train_dataloader.batch_size={per_device}']
+        result = launch(cfg, options, work_dir, devices, args.device, amp, max(remaining, 90))
         result.update(read_run(work_dir, devices * per_device, args.warmup))
-        result.update(config=cfg, global_batch=devices * per_device, batch_per_device=per_device)
+        # the config as the run used it, written by the Runner (options merged)
+        result.update(config=osp.join(work_dir, osp.basename(cfg)),
+                      global_batch=devices * per_device, batch_per_device=per_device)
         report['runs'][name] = result
         print(f'[ddp_check] {task} {name}: {devices} device(s) x batch {per_device}: '
               f'rc={result["returncode"]}, {result["wall_s"]} s, '
@@ -388,15 +292,12 @@ def print_table(reports: List[Dict]) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--device', choices=['cuda', 'cpu'], default='cuda')
+    parser.add_argument('--device', choices=['cuda', 'cpu'], default='cuda',
+                        help='cuda: the ddp_*.py configs; cpu: the ddp_*_cpu.py ones')
     parser.add_argument('--tasks', nargs='+', choices=sorted(TASKS), default=['cls', 'seg'])
     parser.add_argument('--gpus', type=int, default=2, help='devices of run b')
-    parser.add_argument('--batch', type=int, help='batch per device N (default per task)')
-    parser.add_argument('--img-size', type=int, help='image side (default per task)')
-    parser.add_argument('--iters', type=int, help='training iterations (default per task)')
     parser.add_argument('--warmup', type=int, default=10,
                         help='iterations left out of the throughput')
-    parser.add_argument('--workers', type=int, help='dataloader workers per process')
     parser.add_argument('--baseline', action=argparse.BooleanOptionalAction, default=None,
                         help='also run c: 1 device with batch N (default: on for cuda)')
     parser.add_argument('--no-amp', action='store_true', help='fp32 on GPUs')
@@ -417,8 +318,6 @@ def parse_args() -> argparse.Namespace:
                      ' use --device cpu for the gloo/CPU check')
     if args.baseline is None:
         args.baseline = args.device == 'cuda'
-    if args.workers is None:
-        args.workers = 8 if args.device == 'cuda' else 0
     args.work_dir = osp.abspath(args.work_dir)
     return args
 

@@ -6,8 +6,8 @@ recorded; the run stops after ``--minutes`` or ``--cycles``. The summary gives t
 (in MB and, after ``--warmup-cycles``, as a least-squares slope in MB per cycle) and the metric
 drift, and everything goes to ``--out`` as JSON.
 
-    python tools/analysis/soak.py --minutes 10 --out work_dirs/soak/soak.json
-    python tools/analysis/soak.py --cycles 2 --data-root data/toy/imagenet --out s.json
+    python benchmarks/soak.py --minutes 10 --out work_dirs/soak/soak.json
+    python benchmarks/soak.py --cycles 2 --data-root data/toy/imagenet --out s.json
 
 Without ``--data-root`` the toy ImageNet (4 classes, 32 train + 8 val images of 64 px) is
 written to a temporary folder. Linux only (RSS is read from /proc/self/status).
@@ -30,7 +30,7 @@ from mmengine.runner import Runner
 import mmmobilemamba  # noqa: F401  (registers our modules)
 from mmmobilemamba.datasets.toy_classification import make_toy_imagenet
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'classification',
                           'mobilemamba_t2_8xb128_in1k_toy.py')
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')

@@ -1,27 +1,25 @@
 """Time ONNX files with onnxruntime on this CPU, interleaved, and measure the CPU's float32
 GEMM peak: the figures behind docs/deployment.md.
 
-    python tools/analysis/onnx_latency.py old.onnx new.onnx --shape 1 3 224 224 --threads 2
-    python tools/analysis/onnx_latency.py --gemm-peak --threads 2
+    python benchmarks/onnx_latency.py old.onnx new.onnx --shape 1 3 224 224 --threads 2
+    python benchmarks/onnx_latency.py --gemm-peak --threads 2 --json peak.json
 
 Files are timed in rounds (``--calls`` calls of each file per round) so that the slow drift
 of a shared machine hits every file alike; compare files within one invocation. The first
 file's outputs are the reference for the others' relative error.
 """
 import argparse
+import json
+import os.path as osp
 import statistics
-import sys
+import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from benchmark import cpu_time_ms  # noqa: E402
-from mmmobilemamba.deployment import onnxruntime_session  # noqa: E402
-from mmmobilemamba.deployment.onnx_export import relative_error  # noqa: E402
+from mmmobilemamba.analysis.timing import cpu_time_ms
+from mmmobilemamba.deployment import onnxruntime_session, relative_error
 
 
 def compare_files(paths: List[str], shape: List[int], threads: int, rounds: int,
@@ -48,8 +46,7 @@ def compare_files(paths: List[str], shape: List[int], threads: int, rounds: int,
     return results
 
 
-def gemm_peak(threads: int, n: int = 2048, calls: int = 10,
-              scratch: str = '/tmp/onnx_latency_gemm.onnx') -> Dict[str, float]:
+def gemm_peak(threads: int, n: int = 2048, calls: int = 10) -> Dict[str, float]:
     """Best-of GFLOP/s of an n x n float32 matrix product in PyTorch, NumPy and
     onnxruntime (MatMul), the ceiling for any float32 CNN on this CPU."""
     import onnx
@@ -62,8 +59,11 @@ def gemm_peak(threads: int, n: int = 2048, calls: int = 10,
     spec = [helper.make_tensor_value_info(k, TensorProto.FLOAT, [n, n]) for k in 'ABC']
     graph = helper.make_graph([helper.make_node('MatMul', ['A', 'B'], ['C'])], 'mm',
                               spec[:2], spec[2:])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]), scratch)
-    session = onnxruntime_session(scratch, threads)
+    with tempfile.TemporaryDirectory() as tmp:  # the session holds the model in memory
+        scratch = osp.join(tmp, 'matmul.onnx')
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]),
+                  scratch)
+        session = onnxruntime_session(scratch, threads)
     fns = {'torch.mm': lambda: ta @ tb, 'numpy': lambda: a @ b,
            'onnxruntime MatMul': lambda: session.run(None, {'A': a, 'B': b})}
     peaks = {}
@@ -82,14 +82,19 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument('--calls', type=int, default=10, help='timed calls per file per round')
     p.add_argument('--warmup', type=int, default=10)
     p.add_argument('--gemm-peak', action='store_true', help='measure the GEMM peak')
+    p.add_argument('--gemm-size', type=int, default=2048, help='side of the GEMM matrices')
+    p.add_argument('--json', type=Path, help='write every number here')
     args = p.parse_args(argv)
     if not args.files and not args.gemm_peak:
         p.error('give ONNX files to time, --gemm-peak, or both')
+    result = {}
     if args.gemm_peak:
-        gemm_peak(args.threads)
+        result['gemm_gflops'] = gemm_peak(args.threads, args.gemm_size)
     if args.files:
-        compare_files(args.files, args.shape, args.threads, args.rounds, args.calls,
-                      args.warmup)
+        result['files'] = compare_files(args.files, args.shape, args.threads, args.rounds,
+                                        args.calls, args.warmup)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == '__main__':

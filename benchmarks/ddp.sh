@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Issue 10 in one device command on a 2-GPU machine (under 8 minutes): 1 GPU with batch 2N
-# against 2 GPUs with batch N (DDP through tools/dist_train.sh, NCCL, SyncBN, AMP) on the
-# classification and segmentation toys, with tools/analysis/ddp_check.py. Logs go to $OUT
+# The data-parallel check in one command on a 2-GPU machine (under 8 minutes): 1 GPU with
+# batch 2N against 2 GPUs with batch N (DDP through tools/dist_train.sh, NCCL, SyncBN, AMP) on
+# the classification and segmentation toys, with benchmarks/ddp_check.py. Logs go to $OUT
 # (default work_dirs/ddp_check_out): ddp_check.log (everything printed, the table last),
 # summary.json (every number) and the six runs' logs: 8 files.
 #
-#   bash tools/analysis/ddp_check.sh                         # 2 GPUs, .whl/ carried along
-#   DDP_CHECK_DEVICE=cpu bash tools/analysis/ddp_check.sh    # dry run on CPU (gloo, 3 iters)
+#   bash benchmarks/ddp.sh                         # 2 GPUs, .whl/ carried along
+#   DDP_CHECK_DEVICE=cpu bash benchmarks/ddp.sh    # dry run on CPU (gloo, 3 iters)
 #
 # The 1-GPU batch-N baselines are skipped when they would end after DDP_CHECK_BUDGET seconds
 # (420); the equivalence runs always run, so give the command a 590 s limit.
@@ -19,7 +19,7 @@
 # compiled with its CPU ops from .whl/mmcv-2.1.0.tar.gz in the background while the
 # classification runs go (nice'd, half the cores); the segmentation runs use that build.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/work_dirs/ddp_check_out}
 mkdir -p "$OUT"
 DEVICE=${DDP_CHECK_DEVICE:-cuda}
@@ -81,7 +81,7 @@ if [ "$BUILD_MMCV" = 1 ] || { [ "$BUILD_MMCV" = auto ] && [ "$PLAIN_OK" = 0 ]; }
     BUILD_PID=$!
 fi
 
-$PY tools/analysis/ddp_check.py --device "$DEVICE" --tasks cls --work-dir "$WD" \
+$PY benchmarks/ddp_check.py --device "$DEVICE" --tasks cls --work-dir "$WD" \
     --summary "$OUT/cls.json" --copy-logs "$OUT" --time-budget $(( BUDGET / 2 - $(elapsed) ))
 
 if [ -n "$BUILD_PID" ]; then
@@ -103,7 +103,7 @@ else
     SEG_SITE=none
 fi
 if [ "$SEG_SITE" != none ]; then
-    PYTHONPATH=${SEG_SITE:+$SEG_SITE:}$PYTHONPATH $PY tools/analysis/ddp_check.py \
+    PYTHONPATH=${SEG_SITE:+$SEG_SITE:}$PYTHONPATH $PY benchmarks/ddp_check.py \
         --device "$DEVICE" --tasks seg --work-dir "$WD" --summary "$OUT/seg.json" \
         --copy-logs "$OUT" --time-budget $(( BUDGET - $(elapsed) ))
 fi
@@ -117,7 +117,7 @@ reports = [r for path in sys.argv[2:] for r in json.load(open(path))]
 json.dump(reports, open(sys.argv[1], 'w'), indent=1)
 PY
     rm -f "$OUT"/cls.json "$OUT"/seg.json
-    $PY tools/analysis/ddp_check.py --report "$OUT/summary.json"
+    $PY benchmarks/ddp_check.py --report "$OUT/summary.json"
 fi
 }
 
