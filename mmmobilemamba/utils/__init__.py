@@ -1,8 +1,14 @@
-from .checkpoint_check import (CheckpointError, check_checkpoint_file, check_state_dict_matches,
-                               compare_state_dicts, read_checkpoint)
+from .checkpoint import (CheckpointError, allow_mmengine_checkpoints, backbone_state_dict,
+                         check_checkpoint_file, check_state_dict_matches, checkpoint_arch,
+                         checkpoint_safe_globals, compare_state_dicts, convert_checkpoint,
+                         load_backbone_checkpoint, mmpretrain_to_official,
+                         official_key_to_mmpretrain, official_to_mmpretrain, read_checkpoint,
+                         unwrap_state_dict)
 from .data_check import check_dataset_paths, missing_dataset_paths
-from .safe_load import allow_mmengine_checkpoints, checkpoint_safe_globals
 
-__all__ = ['allow_mmengine_checkpoints', 'checkpoint_safe_globals', 'check_dataset_paths',
-           'missing_dataset_paths', 'CheckpointError', 'check_checkpoint_file',
-           'check_state_dict_matches', 'compare_state_dicts', 'read_checkpoint']
+__all__ = ['CheckpointError', 'allow_mmengine_checkpoints', 'backbone_state_dict',
+           'check_checkpoint_file', 'check_state_dict_matches', 'checkpoint_arch',
+           'checkpoint_safe_globals', 'compare_state_dicts', 'convert_checkpoint',
+           'load_backbone_checkpoint', 'mmpretrain_to_official', 'official_key_to_mmpretrain',
+           'official_to_mmpretrain', 'read_checkpoint', 'unwrap_state_dict',
+           'check_dataset_paths', 'missing_dataset_paths']

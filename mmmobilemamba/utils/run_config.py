@@ -11,8 +11,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
-from .checkpoint_check import (check_state_dict_matches, is_local, model_state_dict,
-                               read_checkpoint)
+from .checkpoint import check_state_dict_matches, is_local, read_checkpoint, unwrap_state_dict
 
 
 def add_launch_args(parser: argparse.ArgumentParser, cfg_example: str) -> None:
@@ -89,7 +88,7 @@ def check_run_checkpoint(cfg: Config, runner: Runner, mode: str = 'train') -> No
     source = meta.get('experiment_name') if isinstance(meta, dict) else None
     use = '--resume' if resume else ('tools/test.py' if mode == 'test' else 'load_from')
     check_state_dict_matches(
-        filename, model_state_dict(checkpoint), model.state_dict(),
+        filename, unwrap_state_dict(checkpoint, wrappers=('state_dict', )), model.state_dict(),
         what=f'{type(model).__name__} of {osp.basename(cfg.filename or "the config")}',
         strict=resume or mode == 'test',
         hint=(f'It was saved by run {source!r}. ' if source else '')

@@ -1,7 +1,7 @@
 """MobileMamba backbone (CVPR'25), exact to the released checkpoints' state_dict layout."""
 import logging
 import warnings
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -10,8 +10,11 @@ from mmengine.registry import MODELS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...utils.checkpoint import (check_state_dict_matches, checkpoint_arch,
+                                 load_backbone_checkpoint)
 from ..layers import (FFN, Conv2d_BN, MobileMambaBlock, PatchMerging, Residual)
-from ..utils import fuse_modules, load_backbone_checkpoint
+from ..utils import fuse_modules
+from ..utils.shape_checks import check_feature_strides
 
 MIN_INPUT_SIZE = 32
 
@@ -20,6 +23,10 @@ def _variant(embed_dims, depths, drop_path_rate):
     return dict(embed_dims=embed_dims, depths=depths, global_ratios=[0.8, 0.7, 0.6],
                 local_ratios=[0.2, 0.2, 0.3], kernel_sizes=[7, 5, 3], ssm_ratio=2,
                 drop_path_rate=drop_path_rate)
+
+
+def _arch_text(arch: dict) -> str:
+    return f"embed_dims {arch['embed_dims']}, depths {arch['depths']}"
 
 
 @MODELS.register_module()
@@ -39,12 +46,19 @@ class MobileMamba(BaseModule):
         frozen_stages: freeze stages 0..frozen_stages (-1: none); stays frozen in train().
         norm_eval: keep every BatchNorm in eval mode during training.
         drop_path_rate: stochastic depth; ``None`` takes the variant's value.
-        scan_backend: selective-scan backend ('auto', 'torch', 'chunked', ...), or
-            'seq_major': SS2D's sequence-major formulation around the chunked scan
-            (CPU; what static ONNX exports run).
+        scan_backend: selective-scan backend ('auto', 'torch', 'chunked', 'triton',
+            'mamba_ssm'); ONNX exports trace their own formulation of the same math
+            (``mmmobilemamba.deployment.export_formulation``).
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint=path)``; takes official
             (flat, ``net``/``net_E``/``model``/``state_dict``-wrapped) or OpenMMLab
             (``backbone.``-prefixed) checkpoints and reports mismatched keys loudly.
+        pretrained: deprecated form of ``init_cfg=dict(type='Pretrained',
+            checkpoint=pretrained)``, which mmseg's EncoderDecoder and older configs pass.
+
+    Whichever loader fills this module (``init_cfg``, ``load_from``, mmdet's
+    ``init_detector``, mmseg's ``init_model``, mmpretrain's ``get_model``,
+    ``nn.Module.load_state_dict``), tensors of another variant raise
+    :class:`~mmmobilemamba.utils.CheckpointError` instead of leaving random weights.
     """
 
     arch_zoo: Dict[str, dict] = {
@@ -70,8 +84,9 @@ class MobileMamba(BaseModule):
                  norm_eval: bool = False,
                  drop_path_rate: Optional[float] = None,
                  scan_backend: str = 'auto',
-                 init_cfg: Optional[Union[dict, list]] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg: Optional[Union[dict, list]] = None,
+                 pretrained: Optional[str] = None) -> None:
+        super().__init__(init_cfg=self._pretrained_init_cfg(pretrained, init_cfg))
         self.arch_settings = self._parse_arch(arch)
         self.arch_name = arch.lower() if isinstance(arch, str) else None
         self.in_channels = in_channels
@@ -106,6 +121,29 @@ class MobileMamba(BaseModule):
                     s['kernel_sizes'][i], s['ssm_ratio'], rates.pop(0), scan_backend))
             self.add_module(f'blocks{i + 1}', nn.Sequential(*blocks))
         self._freeze_stages()
+
+    @staticmethod
+    def _pretrained_init_cfg(pretrained: Optional[str],
+                             init_cfg: Optional[Union[dict, list]]) -> Optional[Union[dict, list]]:
+        """``pretrained=path`` as the init_cfg it stands for, like mmdet's and mmseg's
+        backbones. An empty ``dict(type='Pretrained', checkpoint=None)`` (our configs'
+        placeholder) takes the path; any other init_cfg besides ``pretrained`` is an error."""
+        if pretrained is None:
+            return init_cfg
+        if not isinstance(pretrained, str):
+            raise TypeError(f'MobileMamba: pretrained must be a checkpoint path (str) or None, '
+                            f'got {type(pretrained).__name__}; better give '
+                            "init_cfg=dict(type='Pretrained', checkpoint=PATH).")
+        placeholder = (isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
+                       and init_cfg.get('checkpoint') is None)
+        if init_cfg is not None and not placeholder:
+            raise ValueError(
+                f'MobileMamba got both pretrained={pretrained!r} and init_cfg={init_cfg!r}; '
+                "give the weights once, as init_cfg=dict(type='Pretrained', checkpoint=PATH), "
+                'and set pretrained=None (in an mmseg config: model.pretrained=None).')
+        warnings.warn("MobileMamba: pretrained= is deprecated; use init_cfg=dict("
+                      f"type='Pretrained', checkpoint={pretrained!r}) instead.", FutureWarning)
+        return dict(init_cfg or {}, type='Pretrained', checkpoint=pretrained)
 
     @staticmethod
     def _transition(dim: int) -> nn.Sequential:
@@ -166,6 +204,7 @@ class MobileMamba(BaseModule):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self._check_input(x)
+        check_feature_strides(self, x)  # once: do the detector heads' strides fit?
         outs = []
         for i, stage in enumerate(self.stages):
             x = stage(x)
@@ -194,15 +233,53 @@ class MobileMamba(BaseModule):
             super().init_weights()
         elif cfg.get('checkpoint') is None:
             msg = ('MobileMamba: init_cfg is Pretrained but no checkpoint is set, so the '
-                   'backbone starts from RANDOM weights. Set the config\'s `pretrained` / '
-                   'model.backbone.init_cfg.checkpoint to the released classification weights.')
+                   'backbone starts from RANDOM weights. That is right only when training '
+                   'ImageNet from scratch; to fine-tune, set model.backbone.init_cfg.checkpoint '
+                   '(e.g. --cfg-options model.backbone.init_cfg.checkpoint=PATH) to the '
+                   'released classification weights.')
             warnings.warn(msg)
             print_log(msg, logger='current', level=logging.WARNING)
             self._is_init = True
-        else:
+        else:  # names the file in its errors, which the loading hook cannot
             load_backbone_checkpoint(self, cfg['checkpoint'], use_ema=cfg.get('use_ema', False),
                                      strict=cfg.get('strict', False))
             self._is_init = True
+
+    def check_checkpoint_tensors(self, tensors: Mapping[str, torch.Tensor],
+                                 filename: Optional[str] = None, prefix: str = '') -> None:
+        """Raise :class:`~mmmobilemamba.utils.CheckpointError` naming the keys, shapes and
+        both variants when ``tensors`` (this module's keys, without ``prefix``) hold another
+        variant (any shape differs) or another model (under half of our tensors found)."""
+        own = self.state_dict()
+        ours = dict(embed_dims=self.embed_dims, depths=list(self.arch_settings['depths']))
+        name = f"arch '{self.arch_name}'" if self.arch_name else None
+        hint = f'This backbone is {name or "a custom arch"} ({_arch_text(ours)}).'
+        theirs = checkpoint_arch(tensors)
+        if theirs and theirs != ours:
+            names = [repr(n) for n, a in self.arch_zoo.items()
+                     if dict(embed_dims=a['embed_dims'], depths=a['depths']) == theirs]
+            named = f" (arch {' / '.join(names)})" if names else ''
+            hint += (f' The checkpoint holds a MobileMamba with {_arch_text(theirs)}{named}: '
+                     f"give weights of {name or 'this arch'}, or set the backbone's arch "
+                     f"(model.backbone.arch) to {names[0] if names else 'that of the checkpoint'}.")
+        own_fused, ckpt_fused = (not any('.bn.' in k for k in d) for d in (own, tensors))
+        if own_fused and not ckpt_fused:
+            hint += ' This model is fused (switch_to_deploy): load the checkpoint, then fuse.'
+        elif ckpt_fused and not own_fused:
+            hint += (' The checkpoint is of a fused model (no BatchNorm tensors): load it '
+                     'into a model after switch_to_deploy(), or give the unfused weights.')
+        check_state_dict_matches(filename, tensors, own, 'MobileMamba backbone',
+                                 reshaped_fails=True, hint=hint, prefix=prefix)
+
+    def _load_from_state_dict(self, state_dict: Mapping[str, torch.Tensor], prefix: str,
+                              *args, **kwargs) -> None:
+        """Every loader (mmengine's ``load_state_dict``, torch's) calls this with our prefix
+        before filling our children; mmengine alone would only log size mismatches and keep
+        random weights. A state_dict without any of our keys (e.g. a head) is let through."""
+        tensors = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        if tensors:
+            self.check_checkpoint_tensors(tensors, prefix=prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def switch_to_deploy(self) -> None:
         """Fold every BatchNorm into its conv (inference only; not reversible)."""
