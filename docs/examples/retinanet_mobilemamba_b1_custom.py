@@ -35,8 +35,8 @@ val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
 test_evaluator = val_evaluator
 
 # --- model: 3 classes; freeze patch_embed + blocks1 (stages 0..1); ImageNet weights ----
-# `pretrained` in the base file was already substituted into its model dict, so the
-# checkpoint path is set where it ends up: model.backbone.init_cfg.checkpoint.
+# Backbone weights always go to model.backbone.init_cfg.checkpoint (the base sets
+# dict(type='Pretrained', checkpoint=None)); --cfg-options can set the same key.
 model = dict(
     backbone=dict(
         frozen_stages=1,

@@ -7,6 +7,7 @@ from mmengine.registry import MODELS
 from mmpretrain.models.heads import ClsHead
 
 from ..layers import BN_Linear
+from ..utils.shape_checks import check_in_channels
 
 
 @MODELS.register_module()
@@ -37,6 +38,8 @@ class BNLinearClsHead(ClsHead):
         if x.dim() != 2:
             raise ValueError(f'BNLinearClsHead expects pooled (N, C) features, got '
                              f'{tuple(x.shape)}; add neck=dict(type="GlobalAveragePooling").')
+        check_in_channels('BNLinearClsHead', 'head.in_channels', self.in_channels, [x.shape[1]],
+                          'the pooled feature (last backbone output)')
         cls = self.head(x)
         if self.head_dist is None:
             return cls

@@ -16,6 +16,8 @@ from mmdet.models.necks import FPN
 from mmengine.registry import MODELS
 from torch import nn
 
+from ..utils.shape_checks import check_in_channels
+
 
 @MODELS.register_module()
 class EfficientViTFPN(FPN):
@@ -80,6 +82,8 @@ class EfficientViTFPN(FPN):
         if len(inputs) != len(self.in_channels):
             raise ValueError(f'EfficientViTFPN got {len(inputs)} inputs, expected '
                              f'{len(self.in_channels)} (in_channels={self.in_channels}).')
+        check_in_channels('EfficientViTFPN', 'neck.in_channels', self.in_channels,
+                          [x.shape[1] for x in inputs])
         laterals = [conv(inputs[i + self.start_level])
                     for i, conv in enumerate(self.lateral_convs)]
         for i in range(len(laterals) - 1, 0, -1):
