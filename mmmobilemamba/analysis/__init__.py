@@ -1,4 +1,4 @@
-"""Model analysis helpers (FLOPs with the scan counted as the paper does)."""
-from .flops import count_flops, scan_flop_handle
+"""Model analysis helpers (FLOPs counted as the paper counts them)."""
+from .flops import CONVENTIONS, count_flops, scan_flop_handle
 
-__all__ = ['count_flops', 'scan_flop_handle']
+__all__ = ['CONVENTIONS', 'count_flops', 'scan_flop_handle']

@@ -1,5 +1,5 @@
 """MobileMambaBlock: DW conv, FFN, MRFFI token mixer, DW conv, FFN, each residual, inside one
-outer skip that carries the drop path (spec section 4)."""
+outer skip that carries the drop path (docs/architecture.md, "MobileMambaBlock")."""
 import torch
 from torch import nn
 

@@ -1,5 +1,5 @@
 """MRFFI: split channels into a global (WTE-Mamba), a local (multi-kernel depthwise) and an
-identity part, then mix them with a 1x1 projection (spec section 5)."""
+identity part, then mix them with a 1x1 projection (docs/architecture.md, "MRFFI")."""
 import torch
 from torch import nn
 
