@@ -1,45 +1,30 @@
-"""Shared test helpers: fixture locations and the relative-error measure used everywhere."""
+"""Fixtures shared by the whole suite: where the repository and its reference data are, the
+relative-error measure, running a repository tool, building models from configs, and the toy
+ImageNet that several directories train on.
+
+Helpers are fixtures that return functions, so test modules never import this file.
+"""
+import copy
+import functools
+import importlib.util
+import os
 import os.path as osp
+import subprocess
+import sys
+import types
+from typing import Callable, List, NamedTuple, Optional, Union
 
 import pytest
 import torch
+from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-FIXTURES = osp.join(osp.dirname(REPO), 'shared', 'fixtures')
+DATA = osp.join(REPO, 'tests', 'data')
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+TOY_CLS_CONFIG = osp.join(REPO, 'configs', 'classification', 'mobilemamba_t2_8xb128_in1k_toy.py')
 
 
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    """||a - b|| / ||b||, computed in float64."""
-    a, b = a.detach().double(), b.detach().double()
-    return ((a - b).norm() / b.norm()).item()
-
-
-def load_fixture(name: str) -> dict:
-    path = osp.join(FIXTURES, name)
-    if not osp.exists(path):
-        pytest.fail(f'fixture {path} missing: the repo expects ../shared/fixtures beside it')
-    return torch.load(path, weights_only=False)
-
-
-def build_classifier(fix: dict, backend: str):
-    """The fixture's classifier as an mmpretrain ImageClassifier with its weights loaded."""
-    from mmpretrain.models import ImageClassifier
-
-    from mmmobilemamba.models.utils import official_to_mmpretrain
-    c = fix['config']
-    arch = dict(embed_dims=c['embed_dim'], depths=c['depth'], global_ratios=c['global_ratio'],
-                local_ratios=c['local_ratio'], kernel_sizes=c['kernels'],
-                ssm_ratio=c['ssm_ratio'])
-    model = ImageClassifier(
-        backbone=dict(type='MobileMamba', arch=arch, out_indices=(0, 1, 2, 3),
-                      drop_path_rate=c['drop_path'], scan_backend=backend),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='BNLinearClsHead', num_classes=c['num_classes'],
-                  in_channels=c['embed_dim'][-1], distillation=c['distillation']))
-    model.load_state_dict(official_to_mmpretrain(fix['state_dict']), strict=True)
-    return model
-
-
+# --------------------------------------------------------------------------- isolation
 @pytest.fixture(autouse=True)
 def isolated_default_scope():
     """Each test starts in the mmpretrain scope and cannot leak its own (e.g. a detection
@@ -57,3 +42,217 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------ paths and numbers
+@pytest.fixture(scope='session')
+def repo_root() -> str:
+    """The repository root: configs, tools and docs are found from here."""
+    return REPO
+
+
+def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().double(), b.detach().double()
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.fixture(scope='session')
+def rel_err() -> Callable[[torch.Tensor, torch.Tensor], float]:
+    """``rel_err(a, b)``: ||a - b|| / ||b||, computed in float64."""
+    return _rel_err
+
+
+@pytest.fixture(scope='session')
+def tiny_arch() -> Callable[[], dict]:
+    """``tiny_arch()``: a fresh three-stage arch dict (channels 32/48/64, one block each) for
+    tests where the exact variant does not matter."""
+    return lambda: dict(embed_dims=[32, 48, 64], depths=[1, 1, 1],
+                        global_ratios=[0.8, 0.7, 0.6], local_ratios=[0.2, 0.2, 0.3],
+                        kernel_sizes=[7, 5, 3], ssm_ratio=2)
+
+
+@pytest.fixture(scope='session')
+def classifier_params() -> dict:
+    """Parameters of each variant's 1000-class classifier (backbone + BNLinear head), exact:
+    the paper's table rounded to 0.1M is 8.8 / 14.2 / 15.0 / 17.1 / 17.1 / 17.1."""
+    return {'t2': 8_836_890, 't4': 14_176_090, 's6': 15_036_632, 'b1': 17_122_849,
+            'b2': 17_122_849, 'b4': 17_122_849}
+
+
+@pytest.fixture(scope='session')
+def n_params() -> Callable[..., int]:
+    """``n_params(*modules)``: their parameter count."""
+    return lambda *modules: sum(p.numel() for m in modules for p in m.parameters())
+
+
+# --------------------------------------------------------------------- reference data
+@functools.lru_cache(maxsize=None)
+def _read_fixture(path: str) -> dict:
+    return torch.load(path, weights_only=False)  # the files hold strings and nested dicts
+
+
+@pytest.fixture(scope='session')
+def data_file() -> Callable[[str], str]:
+    """``data_file(name)``: the path of a file in tests/data, which must exist."""
+    def path_of(name: str) -> str:
+        path = osp.join(DATA, name)
+        if not osp.exists(path):
+            pytest.fail(f'{path} is missing: the reference data belong in tests/data, as '
+                        'tests/data/README.md describes (restore it from git)', pytrace=False)
+        return path
+    return path_of
+
+
+@pytest.fixture(scope='session')
+def load_fixture(data_file) -> Callable[[str], dict]:
+    """``load_fixture(name)``: a reference output file of tests/data (a fresh copy each
+    call, so a test may change what it gets)."""
+    return lambda name: copy.deepcopy(_read_fixture(data_file(name)))
+
+
+@pytest.fixture(scope='session')
+def fixture_arch() -> Callable[[dict], dict]:
+    """``fixture_arch(fix)``: our arch dict for a reference fixture's official config."""
+    def arch(fix: dict) -> dict:
+        c = fix['config']
+        return dict(embed_dims=c['embed_dim'], depths=c['depth'], global_ratios=c['global_ratio'],
+                    local_ratios=c['local_ratio'], kernel_sizes=c['kernels'],
+                    ssm_ratio=c['ssm_ratio'])
+    return arch
+
+
+@pytest.fixture(scope='session')
+def build_fixture_classifier(fixture_arch) -> Callable[..., torch.nn.Module]:
+    """``build_fixture_classifier(fix, backend='auto')``: the fixture's classifier as an
+    mmpretrain ImageClassifier with its converted weights loaded strictly."""
+    def build(fix: dict, backend: str = 'auto') -> torch.nn.Module:
+        from mmpretrain.models import ImageClassifier
+
+        from mmmobilemamba.utils import official_to_mmpretrain
+        c = fix['config']
+        model = ImageClassifier(
+            backbone=dict(type='MobileMamba', arch=fixture_arch(fix), out_indices=(0, 1, 2, 3),
+                          drop_path_rate=c['drop_path'], scan_backend=backend),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='BNLinearClsHead', num_classes=c['num_classes'],
+                      in_channels=c['embed_dim'][-1], distillation=c['distillation']))
+        model.load_state_dict(official_to_mmpretrain(fix['state_dict']), strict=True)
+        return model
+    return build
+
+
+# ------------------------------------------------------------------------ configs
+@pytest.fixture(scope='session')
+def build_model() -> Callable[..., torch.nn.Module]:
+    """``build_model(cfg, scope=None)``: ``cfg.model`` (a Config or a config path) built as
+    the Runner builds it: a top-level ``data_preprocessor`` merged in, in the config's
+    ``default_scope`` unless ``scope`` names another."""
+    def build(cfg: Union[Config, str], scope: Optional[str] = None) -> torch.nn.Module:
+        from mmengine.registry import MODELS, DefaultScope
+        if isinstance(cfg, str):
+            cfg = Config.fromfile(cfg)
+        model_cfg = copy.deepcopy(cfg.model)  # mmpretrain's RandomBatchAugment extends `probs`
+        if cfg.get('data_preprocessor'):
+            model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+        with DefaultScope.overwrite_default_scope(scope or cfg.default_scope):
+            return MODELS.build(model_cfg)
+    return build
+
+
+@pytest.fixture(scope='session')
+def data_root_options() -> Callable[[str], List[str]]:
+    """``data_root_options(root)``: the ``--cfg-options`` that point a config's train, val and
+    test datasets at ``root``."""
+    return lambda root: [f'{loader}.dataset.data_root={root}' for loader in LOADERS]
+
+
+# -------------------------------------------------------------------------- tools
+class ToolRun(NamedTuple):
+    """What a tool run printed, and how it ended."""
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def _tail(text: str, limit: int = 4000) -> str:
+    return text[-limit:]
+
+
+@pytest.fixture(scope='session')
+def run_tool() -> Callable[..., ToolRun]:
+    """``run_tool(tool, *args, cwd=REPO, timeout=600, check=True, env=None)``: run a
+    repository tool (a path relative to the repository root; ``.sh`` with bash, else with
+    this Python) as a subprocess and return a ``ToolRun``. With ``check`` a non-zero exit
+    fails the test with the tail of the output; a timeout always does. The subprocess gets
+    one OpenMP thread (several threads per process make every training step many times
+    slower on a busy 2-core CPU) and the repository on PYTHONPATH (tools may run from a
+    temporary directory); ``env`` adds variables."""
+    def run(tool: str, *args: str, cwd: Optional[str] = None, timeout: float = 600,
+            check: bool = True, env: Optional[dict] = None) -> ToolRun:
+        path = osp.join(REPO, tool)
+        cmd = ['bash' if tool.endswith('.sh') else sys.executable, path, *map(str, args)]
+        full_env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=os.pathsep.join(
+            filter(None, [REPO, os.environ.get('PYTHONPATH')])), **(env or {}))
+        try:
+            proc = subprocess.run(cmd, cwd=str(cwd or REPO), env=full_env, capture_output=True,
+                                  text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as err:
+            partial = ''.join(s.decode() if isinstance(s, bytes) else s
+                              for s in (err.stdout, err.stderr) if s)
+            pytest.fail(f'{tool} did not finish within {timeout} s:\n{_tail(partial)}',
+                        pytrace=False)
+        result = ToolRun(proc.returncode, proc.stdout, proc.stderr)
+        if check and proc.returncode != 0:
+            pytest.fail(f'{tool} exited with {proc.returncode}:\n{_tail(result.output)}',
+                        pytrace=False)
+        return result
+    return run
+
+
+@pytest.fixture(scope='session')
+def import_tool() -> Callable[[str], types.ModuleType]:
+    """``import_tool(path)``: a repository tool script (path relative to the repository root)
+    imported as a module, to call its functions in-process."""
+    def load(tool: str) -> types.ModuleType:
+        path = osp.join(REPO, tool)
+        name = osp.splitext(osp.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
+
+
+# ------------------------------------------------------------------------ toy data
+@pytest.fixture(scope='session')
+def toy_imagenet(tmp_path_factory) -> str:
+    """A small toy ImageNet: 4 classes x (2 train + 2 val) images of 32 px. Shared by the
+    whole session: tests that break it work on a copy."""
+    from mmmobilemamba.datasets.toy_classification import make_toy_imagenet
+    root = str(tmp_path_factory.mktemp('toy') / 'imagenet')
+    make_toy_imagenet(root, num_classes=4, train_per_class=2, val_per_class=2, size=32)
+    return root
+
+
+@pytest.fixture(scope='session')
+def toy_cls_config() -> str:
+    """The T2 toy classification config's path."""
+    return TOY_CLS_CONFIG
+
+
+@pytest.fixture(scope='session')
+def toy_cls_cfg() -> Callable[[str, str], Config]:
+    """``toy_cls_cfg(data_root, work_dir)``: the T2 toy classification config on
+    ``data_root``, batch 2, writing to ``work_dir``."""
+    def make(data_root: str, work_dir: str) -> Config:
+        cfg = Config.fromfile(TOY_CLS_CONFIG)
+        for loader in LOADERS:
+            cfg[loader].dataset.data_root = data_root
+        cfg.train_dataloader.batch_size = 2
+        cfg.work_dir = work_dir
+        return cfg
+    return make

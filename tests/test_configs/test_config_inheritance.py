@@ -8,18 +8,18 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DATASETS, MODELS, DefaultScope
 
-from conftest import REPO
-
 pytest.importorskip('mmdet', reason='mmdet (and a compiled mmcv) are needed for detection')
 
-EXAMPLE = osp.join(REPO, 'docs', 'examples', 'retinanet_mobilemamba_b1_custom.py')
-BASE = osp.join(REPO, 'configs', 'detection', 'retinanet_mobilemamba_b1.py')
+EXAMPLE = osp.join('docs', 'examples', 'retinanet_mobilemamba_b1_custom.py')
+BASE = osp.join('configs', 'detection', 'retinanet_mobilemamba_b1.py')
 CLASSES = ('car', 'truck', 'bus')
 
 
 @pytest.fixture(scope='module')
-def cfgs():
-    return Config.fromfile(EXAMPLE), Config.fromfile(BASE)
+def cfgs(repo_root):
+    """(the worked example, the config it derives from)."""
+    return (Config.fromfile(osp.join(repo_root, EXAMPLE)),
+            Config.fromfile(osp.join(repo_root, BASE)))
 
 
 def test_overrides_take_effect(cfgs):

@@ -1,34 +1,28 @@
 """Distributed training on CPU: the path multi-GPU training takes (torchrun, one process per
 device, DDP, the distributed sampler, rank-0 checkpoints) with the gloo backend and 2 processes,
-so that CI guards it without GPUs (issue 10; the GPU run is tools/analysis/ddp_check.sh).
+so that CI guards it without GPUs (the GPU run is benchmarks/ddp.sh).
 
-* ``tools/analysis/ddp_check.py --device cpu`` trains a deterministic classification toy as
+* ``benchmarks/ddp_check.py --device cpu`` trains a deterministic classification toy as
   1 process x batch 4 and as 2 processes x batch 2 (``tools/dist_train.sh``): DDP must give
   the same losses and weights, to float32 rounding.
 * ``tools/dist_train.sh`` trains the segmentation toy config as it is (BN in training mode,
   random augmentation) in 2 processes.
 """
-import copy
 import glob
 import json
-import os
 import os.path as osp
 import socket
-import subprocess
 import sys
 
 import pytest
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 
 from mmmobilemamba.datasets.toy_segmentation import make_toy_ade
 
-from conftest import REPO
-
-ITERS = 3
+ITERS = 3  # benchmarks/configs/ddp_cls_cpu.py
 
 
 def free_port() -> int:
@@ -37,23 +31,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(cmd: list, timeout: int = 300, **env) -> str:
-    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='', PYTHON=sys.executable,
-               PORT=str(free_port()), **env)
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return proc.stdout + proc.stderr
+@pytest.fixture(scope='module')
+def run_distributed(run_tool):
+    """``run_distributed(tool, *args)``: a tool on the CPU only, torchrun's rendezvous on a
+    free port, this Python for the shell launchers."""
+    def run(tool: str, *args: str, timeout: int = 300) -> str:
+        env = dict(CUDA_VISIBLE_DEVICES='', PYTHON=sys.executable, PORT=str(free_port()))
+        return run_tool(tool, *args, timeout=timeout, env=env).output
+    return run
 
 
-def build_model(cfg_path: str) -> torch.nn.Module:
-    """A single-process model from a run's config, as the Runner builds it."""
-    cfg = Config.fromfile(cfg_path, import_custom_modules=False)
-    init_default_scope(cfg.default_scope)
-    model_cfg = copy.deepcopy(cfg.model)
-    if cfg.get('data_preprocessor'):
-        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
-    return MODELS.build(model_cfg)
+@pytest.fixture(scope='module')
+def build_run_model(build_model):
+    """``build_run_model(cfg_path)``: a single-process model from a run's dumped config."""
+    return lambda cfg_path: build_model(Config.fromfile(cfg_path, import_custom_modules=False))
 
 
 def wavelet_filters(module: torch.nn.Module) -> dict:
@@ -61,12 +52,12 @@ def wavelet_filters(module: torch.nn.Module) -> dict:
 
 
 @pytest.fixture(scope='module')
-def ddp_check(tmp_path_factory) -> dict:
+def ddp_check(tmp_path_factory, run_distributed) -> dict:
     """ddp_check.py on CPU, classification toy: run a (1 x 4) and run b (2 x 2)."""
     work_dir = tmp_path_factory.mktemp('ddp_check')
     summary = work_dir / 'summary.json'
-    run([sys.executable, 'tools/analysis/ddp_check.py', '--device', 'cpu', '--tasks', 'cls',
-         '--iters', str(ITERS), '--work-dir', str(work_dir), '--summary', str(summary)])
+    run_distributed('benchmarks/ddp_check.py', '--device', 'cpu', '--tasks', 'cls',
+                    '--work-dir', str(work_dir), '--summary', str(summary))
     with open(summary) as f:
         report, = json.load(f)
     return report
@@ -98,10 +89,10 @@ def test_two_processes_train_like_one_process_with_the_global_batch(ddp_check):
 
 
 @pytest.mark.slow
-def test_rank0_checkpoint_loads_strictly_in_one_cpu_process(ddp_check):
+def test_rank0_checkpoint_loads_strictly_in_one_cpu_process(ddp_check, build_run_model):
     b = ddp_check['runs']['b']
     assert osp.basename(b['checkpoint']) == f'iter_{ITERS}.pth'
-    model = build_model(b['config'])
+    model = build_run_model(b['config'])
     fresh = {k: v.detach().clone() for k, v in wavelet_filters(model).items()}
     assert fresh and not any(p.requires_grad for p in wavelet_filters(model).values())
     load_checkpoint(model, b['checkpoint'], map_location='cpu', strict=True, logger='silent')
@@ -120,17 +111,16 @@ def test_rank0_checkpoint_loads_strictly_in_one_cpu_process(ddp_check):
 
 
 @pytest.mark.slow
-def test_segmentation_toy_config_trains_in_two_processes(tmp_path):
+def test_segmentation_toy_config_trains_in_two_processes(tmp_path, run_distributed,
+                                                         data_root_options, build_run_model):
     """The config as users run it (BN in training mode, random crops and flips), 2 ranks."""
     data_root = make_toy_ade(str(tmp_path / 'ade'), num_train=4, num_val=2, size=64)
     work_dir = tmp_path / 'work'
-    options = [f'{split}.dataset.data_root={data_root}'
-               for split in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-    run(['bash', 'tools/dist_train.sh', 'configs/segmentation/fpn_mobilemamba_b4_toy.py', '2',
-         '--work-dir', str(work_dir), '--cfg-options', *options, 'train_cfg.max_iters=2',
-         'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
-         'default_hooks.logger.interval=1', 'log_processor.window_size=1',
-         'env_cfg.dist_cfg.backend=gloo'])
+    run_distributed('tools/dist_train.sh', 'configs/segmentation/fpn_mobilemamba_b4_toy.py', '2',
+                    '--work-dir', str(work_dir), '--cfg-options', *data_root_options(data_root),
+                    'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+                    'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1',
+                    'log_processor.window_size=1', 'env_cfg.dist_cfg.backend=gloo')
     log, = glob.glob(str(work_dir / '2*' / '2*.log'))
     with open(log) as f:
         text = f.read()
@@ -138,7 +128,7 @@ def test_segmentation_toy_config_trains_in_two_processes(tmp_path):
     with open(glob.glob(str(work_dir / '2*' / 'vis_data' / 'scalars.json'))[0]) as f:
         losses = [json.loads(line)['loss'] for line in f if '"loss"' in line]
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
-    model = build_model(str(work_dir / 'fpn_mobilemamba_b4_toy.py'))
+    model = build_run_model(str(work_dir / 'fpn_mobilemamba_b4_toy.py'))
     load_checkpoint(model, str(work_dir / 'iter_2.pth'), map_location='cpu', strict=True,
                     logger='silent')
 

@@ -1,6 +1,5 @@
 """MobileMamba backbone behaviour: sizes, layouts, stage options, fusion, input checks."""
 import json
-import os.path as osp
 
 import pytest
 import torch
@@ -9,14 +8,10 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmmobilemamba.models import MobileMamba
 from mmmobilemamba.models.layers import DropPath
-from mmmobilemamba.models.utils import fuse_modules, official_key_to_mmpretrain
+from mmmobilemamba.models.utils import fuse_modules
+from mmmobilemamba.utils import official_key_to_mmpretrain
 
-from conftest import FIXTURES, rel_err
-
-PARAMS = {'t2': 8_836_890, 't4': 14_176_090, 's6': 15_036_632, 'b1': 17_122_849,
-          'b2': 17_122_849, 'b4': 17_122_849}
-TINY = dict(embed_dims=[32, 48, 64], depths=[1, 1, 1], global_ratios=[0.8, 0.7, 0.6],
-            local_ratios=[0.2, 0.2, 0.3], kernel_sizes=[7, 5, 3], ssm_ratio=2)
+ARCHS = sorted(MobileMamba.arch_zoo)
 
 
 def classifier(arch: str, **head) -> ImageClassifier:
@@ -28,22 +23,18 @@ def classifier(arch: str, **head) -> ImageClassifier:
                   in_channels=backbone.embed_dims[-1], **head))
 
 
-def n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+@pytest.mark.parametrize('arch', ARCHS)
+def test_parameter_counts(arch, classifier_params, n_params):
+    assert n_params(classifier(arch)) == classifier_params[arch]
 
 
-@pytest.mark.parametrize('arch', sorted(PARAMS))
-def test_parameter_counts(arch):
-    assert n_params(classifier(arch)) == PARAMS[arch]
-
-
-def test_fused_s6_parameter_count():
+def test_fused_s6_parameter_count(n_params):
     assert n_params(fuse_modules(classifier('s6').eval())) == 15_000_456
 
 
 @pytest.mark.parametrize('variant', ['S6', 'B1'])
-def test_state_dict_layout_matches_official(variant):
-    with open(osp.join(FIXTURES, f'keys_{variant}.json')) as f:
+def test_state_dict_layout_matches_official(variant, data_file):
+    with open(data_file(f'keys_{variant}.json')) as f:
         ref = json.load(f)['keys']
     model = classifier(variant.lower())
     sd = model.state_dict()
@@ -58,8 +49,8 @@ def test_state_dict_layout_matches_official(variant):
         assert kind == e['kind'], key
 
 
-def test_fused_key_layout():
-    model = MobileMamba({**TINY, 'embed_dims': [64, 48, 64]}).eval()  # all three MRFFI parts
+def test_fused_key_layout(tiny_arch):
+    model = MobileMamba({**tiny_arch(), 'embed_dims': [64, 48, 64]}).eval()  # all three MRFFI parts
     model.switch_to_deploy()
     keys = set(model.state_dict())
     assert 'patch_embed.0.weight' in keys and 'patch_embed.0.bias' in keys
@@ -73,8 +64,8 @@ def test_fused_key_layout():
     assert not [k for k in keys if '.bn.' in k or '.c.' in k or 'bn1' in k or 'bn2' in k]
 
 
-@pytest.mark.parametrize('arch', sorted(PARAMS))
-def test_switch_to_deploy_keeps_outputs(arch):
+@pytest.mark.parametrize('arch', ARCHS)
+def test_switch_to_deploy_keeps_outputs(arch, rel_err):
     torch.manual_seed(0)
     model = MobileMamba(arch, out_indices=(0, 1, 2, 3)).eval()
     for m in model.modules():  # non-trivial BN statistics and affine terms
@@ -93,19 +84,19 @@ def test_switch_to_deploy_keeps_outputs(arch):
         assert rel_err(a, b) <= 1e-5
 
 
-def test_out_indices_and_strides():
-    model = MobileMamba(TINY, out_indices=(0, 1, 2, 3)).eval()
+def test_out_indices_and_strides(tiny_arch):
+    model = MobileMamba(tiny_arch(), out_indices=(0, 1, 2, 3)).eval()
     outs = model(torch.randn(1, 3, 512, 512))
     assert [tuple(o.shape[1:]) for o in outs] == [(32, 32, 32), (32, 32, 32), (48, 16, 16),
                                                  (64, 8, 8)]
     assert model.out_channels == (32, 32, 48, 64)
-    assert len(MobileMamba(TINY, out_indices=-1).eval()(torch.randn(1, 3, 64, 64))) == 1
-    assert MobileMamba(TINY, out_indices=(1, 3)).out_indices == (1, 3)
+    assert len(MobileMamba(tiny_arch(), out_indices=-1).eval()(torch.randn(1, 3, 64, 64))) == 1
+    assert MobileMamba(tiny_arch(), out_indices=(1, 3)).out_indices == (1, 3)
 
 
 @pytest.mark.parametrize('hw', [(32, 32), (33, 47), (144, 208), (61, 35)])
-def test_any_input_of_at_least_32_px(hw):
-    outs = MobileMamba(TINY, out_indices=(1, 2, 3)).eval()(torch.randn(2, 3, *hw))
+def test_any_input_of_at_least_32_px(hw, tiny_arch):
+    outs = MobileMamba(tiny_arch(), out_indices=(1, 2, 3)).eval()(torch.randn(2, 3, *hw))
     h, w = hw
     for o, stride in zip(outs, (16, 32, 64)):
         assert o.shape[-2:] == ((h - 1) // stride + 1, (w - 1) // stride + 1)
@@ -115,9 +106,9 @@ def test_any_input_of_at_least_32_px(hw):
                                        ((1, 3, 64, 16), 'at least 32'),
                                        ((1, 1, 64, 64), r'\(N, 3, H, W\)'),
                                        ((3, 64, 64), r'\(N, 3, H, W\)')])
-def test_bad_input_raises(shape, msg):
+def test_bad_input_raises(shape, msg, tiny_arch):
     with pytest.raises(ValueError, match=msg):
-        MobileMamba(TINY)(torch.randn(*shape))
+        MobileMamba(tiny_arch())(torch.randn(*shape))
 
 
 @pytest.mark.parametrize('kwargs,msg', [(dict(arch='s7'), "Unknown MobileMamba arch 's7'"),
@@ -125,14 +116,14 @@ def test_bad_input_raises(shape, msg):
                                         (dict(out_indices=(4, )), 'out_indices'),
                                         (dict(out_indices=(-5, )), 'out_indices'),
                                         (dict(frozen_stages=4), 'frozen_stages')])
-def test_bad_arguments_raise(kwargs, msg):
+def test_bad_arguments_raise(kwargs, msg, tiny_arch):
     with pytest.raises(ValueError, match=msg):
-        MobileMamba(**{'arch': TINY, **kwargs})
+        MobileMamba(**{'arch': tiny_arch(), **kwargs})
 
 
 @pytest.mark.parametrize('frozen', [-1, 0, 1, 3])
-def test_frozen_stages_stay_frozen(frozen):
-    model = MobileMamba(TINY, frozen_stages=frozen)
+def test_frozen_stages_stay_frozen(frozen, tiny_arch):
+    model = MobileMamba(tiny_arch(), frozen_stages=frozen)
     model.train()
     for i, stage in enumerate(model.stages):
         frozen_here = i <= frozen
@@ -144,12 +135,12 @@ def test_frozen_stages_stay_frozen(frozen):
                 assert m.training != frozen_here, (i, m)
 
 
-def test_norm_eval_keeps_bn_in_eval_mode():
-    model = MobileMamba(TINY, norm_eval=True).train()
+def test_norm_eval_keeps_bn_in_eval_mode(tiny_arch):
+    model = MobileMamba(tiny_arch(), norm_eval=True).train()
     bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
     assert bns and all(not m.training for m in bns)
     assert all(p.requires_grad for n, p in model.named_parameters() if 'wt_filter' not in n)
-    assert all(m.training for m in MobileMamba(TINY).train().modules()
+    assert all(m.training for m in MobileMamba(tiny_arch()).train().modules()
                if isinstance(m, _BatchNorm))
 
 
@@ -168,15 +159,15 @@ def test_drop_path_rates_and_behaviour():
     assert torch.equal(dp.eval()(x), x)
 
 
-def test_fresh_block_returns_twice_its_input():
-    block = MobileMamba(TINY).blocks1[0].eval()
+def test_fresh_block_returns_twice_its_input(tiny_arch):
+    block = MobileMamba(tiny_arch()).blocks1[0].eval()
     x = torch.randn(2, 32, 8, 8)
     assert torch.allclose(block(x), 2 * x, atol=1e-6)
 
 
 def test_fused_s6_traces_as_one_graph_on_cpu():
     """torch.compile sees the fused S6 (CPU 'auto' scan, i.e. 'chunked') as one graph: no
-    graph breaks, so fullgraph=True compiles it (the GPU side is in test_scan_triton)."""
+    graph breaks, so fullgraph=True compiles it (the GPU side: test_ops/test_scan_triton.py)."""
     model = MobileMamba('s6').eval()
     model.switch_to_deploy()
     explanation = torch._dynamo.explain(model)(torch.randn(1, 3, 64, 64))
@@ -187,7 +178,7 @@ def test_fused_s6_traces_as_one_graph_on_cpu():
 @pytest.mark.parametrize('hw', [(14, 14), (6, 10)])
 def test_haar_mix_equals_the_grouped_convolutions(hw):
     """The wavelet transforms as 4x4 mixes (PyTorch) compute what the grouped conv /
-    transposed conv with the same filters (ONNX export, ``haar_as_conv``) do; the pair
+    transposed conv with the same filters (ONNX export, ``export_formulation``) do; the pair
     inverts."""
     import torch.nn.functional as F
 
@@ -201,3 +192,13 @@ def test_haar_mix_equals_the_grouped_convolutions(hw):
     back = F.conv_transpose2d(bands, filters.double(), stride=2, groups=c)
     torch.testing.assert_close(haar_synthesis(bands, filters.double()), back)
     torch.testing.assert_close(back, x)
+
+
+@pytest.mark.parametrize('backend', ['mamba_ssm', 'triton'])
+def test_unavailable_scan_backend_in_the_model(backend, tiny_arch):
+    """A backbone configured with a GPU-only scan backend fails on CPU input, naming the
+    backend and the alternative, instead of silently falling back."""
+    model = MobileMamba(tiny_arch(), scan_backend=backend).eval()
+    with pytest.raises(RuntimeError, match=rf"Scan backend '{backend}' .*cannot run here: "
+                       r".*backend='chunked'"):
+        model(torch.randn(1, 3, 32, 32))

@@ -5,15 +5,10 @@ their real metric, draw predictions and land in one summary table (about 3 min o
 only the score that is meaningful that early is held to beating chance (see the asserts).
 """
 import glob
-import os
 import os.path as osp
 import re
-import subprocess
-import sys
 
 import pytest
-
-from conftest import REPO
 
 ROW = re.compile(r'^\| (\w+) \| (\S+) \| ([-\d.]+) \| ([-\d.]+) \| ([-\d.]+) \| ([\d.]+) \| '
                  r'(yes|NO) \|$', re.M)
@@ -22,15 +17,12 @@ METRICS = {'classification': 'accuracy/top1', 'detection': 'coco/bbox_mAP_50',
 
 
 @pytest.mark.slow
-def test_quick_demo_prints_the_summary_table(tmp_path):
+def test_quick_demo_prints_the_summary_table(tmp_path, run_tool):
     pytest.importorskip('mmdet')
     pytest.importorskip('mmseg')
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    res = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--quick',
-                          '--work-dir', str(tmp_path)], cwd=str(tmp_path), env=env,
-                         capture_output=True, text=True, timeout=1200)
-    out = res.stdout + res.stderr
-    assert res.returncode == 0, out[-4000:]
+    res = run_tool('tools/demo.py', '--quick', '--work-dir', tmp_path, cwd=tmp_path,
+                   timeout=1200)
+    out = res.output
     assert '| task | metric | score | chance | target | minutes | learned |' in out
     rows = {m[0]: m[1:] for m in ROW.findall(res.stdout)}
     assert sorted(rows) == sorted(METRICS), res.stdout[-2000:]

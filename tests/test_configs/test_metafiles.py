@@ -3,13 +3,15 @@ every path real, results well-formed, and the Parameters equal to those of the b
 import glob
 import os.path as osp
 from functools import lru_cache
+from pathlib import Path
 
 import pytest
 import yaml
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
-from conftest import REPO
+# needed while collecting: the classification entries parametrize a test
+REPO = str(Path(__file__).resolve().parents[2])
 
 TASKS = {'classification': 'Image Classification',
          'detection': ('Object Detection', 'Instance Segmentation'),
@@ -100,10 +102,6 @@ def test_paper_numbers():
                    'pspnet_mobilemamba_b4': 36.9}
 
 
-def n_params(*modules) -> int:
-    return sum(p.numel() for m in modules for p in m.parameters())
-
-
 def test_kd_entries_share_the_plain_models_size():
     """The teacher is not part of the model: a † entry has its plain variant's size."""
     meta = {m['Name']: m['Metadata'] for m in paper_models('classification')}
@@ -118,7 +116,7 @@ def test_kd_entries_share_the_plain_models_size():
 @pytest.mark.parametrize('entry', [m for m in paper_models('classification')
                                    if not m['Name'].endswith('_kd-1000e')],
                          ids=lambda m: m['Name'])
-def test_classification_parameters_match_the_built_model(entry):
+def test_classification_parameters_match_the_built_model(entry, n_params):
     """Backbone + head of the config (a classifier's neck is parameter-free pooling)."""
     cfg = Config.fromfile(osp.join(REPO, entry['Config']))
     assert cfg.model.neck.type == 'GlobalAveragePooling'
@@ -128,7 +126,7 @@ def test_classification_parameters_match_the_built_model(entry):
 
 
 @pytest.mark.parametrize('task, scope', [('detection', 'mmdet'), ('segmentation', 'mmseg')])
-def test_dense_task_parameters_match_the_built_model(task, scope):
+def test_dense_task_parameters_match_the_built_model(task, scope, n_params):
     pytest.importorskip(scope)
     for entry in paper_models(task):
         cfg = Config.fromfile(osp.join(REPO, entry['Config']))

@@ -1,33 +1,18 @@
-"""Loading released weights: backbone init_cfg, the converter, and MMEngine checkpoints
-(save / load_from / resume) under torch >= 2.6 weights-only loading."""
+"""Loading released weights into the backbone through ``init_cfg``: every official and
+OpenMMLab checkpoint wrapping, the EMA weights, and loud reports of mismatched keys."""
 import logging
-import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
 from mmengine.logging import MMLogger
-from mmpretrain.models import ImageClassifier
 
 from mmmobilemamba.models import MobileMamba
-from mmmobilemamba.models.utils import official_to_mmpretrain
-
-from conftest import REPO, load_fixture, rel_err
-
-TINY = dict(embed_dims=[32, 48, 64], depths=[1, 1, 1], global_ratios=[0.8, 0.7, 0.6],
-            local_ratios=[0.2, 0.2, 0.3], kernel_sizes=[7, 5, 3], ssm_ratio=2)
-
-
-def fixture_arch(fix):
-    c = fix['config']
-    return dict(embed_dims=c['embed_dim'], depths=c['depth'], global_ratios=c['global_ratio'],
-                local_ratios=c['local_ratio'], kernel_sizes=c['kernels'],
-                ssm_ratio=c['ssm_ratio'])
+from mmmobilemamba.utils import official_to_mmpretrain
 
 
 @pytest.mark.parametrize('wrap', ['flat', 'net', 'state_dict', 'model', 'mm'])
-def test_pretrained_init_cfg_takes_backbone_part(tmp_path, wrap):
+def test_pretrained_init_cfg_takes_backbone_part(tmp_path, wrap, load_fixture, fixture_arch,
+                                                rel_err):
     fix = load_fixture('parity_small.pt')
     sd = fix['state_dict']
     ckpt = {'flat': sd, 'net': {'net': sd, 'epoch': 3}, 'state_dict': {'state_dict': sd},
@@ -44,7 +29,7 @@ def test_pretrained_init_cfg_takes_backbone_part(tmp_path, wrap):
             assert rel_err(ours, ref) <= 1e-4
 
 
-def test_pretrained_prefers_ema_when_asked(tmp_path):
+def test_pretrained_prefers_ema_when_asked(tmp_path, load_fixture, fixture_arch):
     fix = load_fixture('parity_small.pt')
     ema = {k: v + 1 if v.is_floating_point() else v for k, v in fix['state_dict'].items()}
     path = str(tmp_path / 'ckpt.pth')
@@ -57,6 +42,8 @@ def test_pretrained_prefers_ema_when_asked(tmp_path):
 
 
 class Collect(logging.Handler):
+    """Keeps the warnings logged while it is attached."""
+
     def __init__(self):
         super().__init__(logging.WARNING)
         self.messages = []
@@ -65,7 +52,7 @@ class Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def test_missing_and_unexpected_keys_are_listed_loudly(tmp_path):
+def test_missing_and_unexpected_keys_are_listed_loudly(tmp_path, load_fixture, fixture_arch):
     fix = load_fixture('parity_small.pt')
     sd = dict(fix['state_dict'])
     sd.pop('blocks1.0.dw0.m.c.weight')
@@ -88,30 +75,10 @@ def test_missing_and_unexpected_keys_are_listed_loudly(tmp_path):
         strict.init_weights()
 
 
-def test_wrong_variant_checkpoint_is_named(tmp_path):
+def test_wrong_variant_checkpoint_is_named(tmp_path, load_fixture, fixture_arch, tiny_arch):
     path = str(tmp_path / 'tiny.pth')
-    torch.save(MobileMamba(TINY).state_dict(), path)
+    torch.save(MobileMamba(tiny_arch()).state_dict(), path)
     fix = load_fixture('parity_small.pt')
     model = MobileMamba(fixture_arch(fix), init_cfg=dict(type='Pretrained', checkpoint=path))
     with pytest.raises(ValueError, match='tiny.pth does not match'):
         model.init_weights()
-
-
-@pytest.mark.parametrize('name', ['parity_small.pt', 'parity_small_distill.pt'])
-def test_converter_roundtrip(tmp_path, name):
-    fix = load_fixture(name)
-    src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'mm.pth')
-    torch.save({'net': fix['state_dict']}, src)
-    subprocess.run([sys.executable, osp.join(REPO, 'tools/model_converters/'
-                                             'mobilemamba_official_to_mm.py'), src, dst],
-                   check=True, capture_output=True)
-    c = fix['config']
-    model = ImageClassifier(
-        backbone=dict(type='MobileMamba', arch=fixture_arch(fix)),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='BNLinearClsHead', num_classes=c['num_classes'],
-                  in_channels=c['embed_dim'][-1], distillation=c['distillation']))
-    model.load_state_dict(torch.load(dst)['state_dict'], strict=True)
-    model.eval()
-    with torch.no_grad():
-        assert rel_err(model(fix['x'], mode='tensor'), fix['logits_eval']) <= 1e-4

@@ -1,27 +1,26 @@
 """tools/analysis/visualize_erf.py: one PNG (+ raw .npy) per stage for S6 at 224, and maps
 that behave as the architecture says they must."""
-import importlib.util
 import os.path as osp
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from conftest import REPO
-
-S6 = osp.join(REPO, 'configs', 'classification', 'mobilemamba_s6_8xb128_in1k.py')
 # patch_embed: four 3x3 stride-2 convs, so its theoretical receptive field is
 # 1 + 2 * (1 + 2 + 4 + 8) = 31 pixels
 PATCH_EMBED_RF = 31
 
 
-def load_tool():
-    path = osp.join(REPO, 'tools', 'analysis', 'visualize_erf.py')
-    spec = importlib.util.spec_from_file_location('visualize_erf', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope='module')
+def tool(import_tool):
+    """The tool as a module, to call its ``main`` and helpers in-process."""
+    return import_tool('tools/analysis/visualize_erf.py')
+
+
+@pytest.fixture(scope='module')
+def s6(repo_root) -> str:
+    """The S6 classification config (224 px)."""
+    return osp.join(repo_root, 'configs', 'classification', 'mobilemamba_s6_8xb128_in1k.py')
 
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -34,7 +33,8 @@ def support(raw: np.ndarray) -> tuple:
 
 
 @pytest.fixture(scope='module')
-def s6_run(tmp_path_factory):
+def s6_run(tmp_path_factory, tool, s6):
+    """The tool on three random 64 x 80 images, all four stages and the grid."""
     out = tmp_path_factory.mktemp('erf')
     img_dir = out / 'images'
     img_dir.mkdir()
@@ -42,8 +42,8 @@ def s6_run(tmp_path_factory):
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(
             img_dir / f'img_{i}.png')
-    maps = load_tool().main([S6, '--images', str(img_dir), '--num-images', '3',
-                             '--out-dir', str(out), '--grid'])
+    maps = tool.main([s6, '--images', str(img_dir), '--num-images', '3', '--out-dir', str(out),
+                      '--grid'])
     return out, maps
 
 
@@ -63,9 +63,8 @@ def test_one_png_and_npy_per_stage(s6_run):
     assert (out / 'erf_grid.png').stat().st_size < 300_000
 
 
-def test_erf_widens_with_depth(s6_run):
+def test_erf_widens_with_depth(s6_run, tool):
     _, maps = s6_run
-    tool = load_tool()
     # patch_embed reaches exactly its 31-pixel theoretical receptive field, no further
     assert max(support(maps[0])) <= PATCH_EMBED_RF
     sides = [tool.centre_square_side(maps[s], 0.5) for s in range(4)]
@@ -77,11 +76,10 @@ def test_erf_widens_with_depth(s6_run):
     assert support(maps[3]) == (224, 224)
 
 
-def test_blocks1_reaches_beyond_patch_embed_once_its_branches_are_active(tmp_path):
+def test_blocks1_reaches_beyond_patch_embed_once_its_branches_are_active(tmp_path, tool, s6):
     """As built, each block's residual branches end in a BN with weight 0 (an identity
     block); with BN weights 1 the MRFFI branches of blocks1 see the whole image."""
-    tool = load_tool()
-    maps = tool.main([S6, '--stages', '0', '1', '--num-images', '1', '--bn-weight', '1',
+    maps = tool.main([s6, '--stages', '0', '1', '--num-images', '1', '--bn-weight', '1',
                       '--out-dir', str(tmp_path)])
     assert max(support(maps[0])) <= PATCH_EMBED_RF
     assert support(maps[1]) == (224, 224)
@@ -89,9 +87,8 @@ def test_blocks1_reaches_beyond_patch_embed_once_its_branches_are_active(tmp_pat
                                                               'erf_stage1.png']
 
 
-def test_bad_arguments_are_named(tmp_path):
-    tool = load_tool()
+def test_bad_arguments_are_named(tmp_path, tool, s6):
     with pytest.raises(FileNotFoundError, match='not a folder'):
-        tool.main([S6, '--images', str(tmp_path / 'nope'), '--out-dir', str(tmp_path)])
+        tool.main([s6, '--images', str(tmp_path / 'nope'), '--out-dir', str(tmp_path)])
     with pytest.raises(SystemExit):
-        tool.parse_args([S6, 'ckpt.pth', '--bn-weight', '1'])
+        tool.parse_args([s6, 'ckpt.pth', '--bn-weight', '1'])

@@ -5,20 +5,11 @@ import json
 import os
 import os.path as osp
 import re
-import subprocess
-import sys
 from typing import Callable, List, NamedTuple
 
 import pytest
 import torch
 from mmengine.config import Config
-
-from conftest import REPO
-
-# our repo on the path (the tools run from temp dirs); one OpenMP thread per process, as
-# several threads per process on a busy 2-core CPU make every step many times slower
-ENV = dict(os.environ, OMP_NUM_THREADS='1',
-           PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')])))
 
 
 class Task(NamedTuple):
@@ -66,14 +57,6 @@ TASKS = {
 }
 
 
-def run_tool(tool: str, *args: str, cwd: str) -> str:
-    res = subprocess.run([sys.executable, osp.join(REPO, 'tools', tool), *args], cwd=cwd,
-                         env=ENV, capture_output=True, text=True, timeout=600)
-    out = res.stdout + res.stderr
-    assert res.returncode == 0, out[-4000:]
-    return out
-
-
 def train_records(work_dir: str, run: int) -> List[dict]:
     """Training log lines (scalars.json) of the ``run``-th run (0-based) in the work dir."""
     runs = sorted(d for d in os.listdir(work_dir) if re.fullmatch(r'\d{8}_\d{6}', d))
@@ -84,18 +67,18 @@ def train_records(work_dir: str, run: int) -> List[dict]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(TASKS))
-def test_train_resume_and_test(name, tmp_path):
+def test_train_resume_and_test(name, tmp_path, repo_root, run_tool):
     task = TASKS[name]
     pytest.importorskip(task.scope)
-    config, work = osp.join(REPO, task.config), str(tmp_path / 'work')
+    config, work = osp.join(repo_root, task.config), str(tmp_path / 'work')
     data = task.make_data(str(tmp_path / 'data'))
     unit, ckpt = ('max_epochs', 'epoch_{}.pth') if task.by_epoch else ('max_iters', 'iter_{}.pth')
     common = ['default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1',
               'train_cfg.val_begin=100', *task.train_opts, *data]
 
     # 1. two units (one iteration each), stopped there by --cfg-options
-    run_tool('train.py', config, '--work-dir', work,
-             '--cfg-options', f'train_cfg.{unit}=2', *common, cwd=str(tmp_path))
+    run_tool('tools/train.py', config, '--work-dir', work,
+             '--cfg-options', f'train_cfg.{unit}=2', *common, cwd=tmp_path)
     first = torch.load(osp.join(work, ckpt.format(2)), map_location='cpu', weights_only=False)
     assert (first['meta']['epoch'], first['meta']['iter']) == ((2, 2) if task.by_epoch
                                                                else (0, 2))
@@ -103,8 +86,8 @@ def test_train_resume_and_test(name, tmp_path):
     assert [r['iter'] for r in train_records(work, 0)] == [1, 2]
 
     # 2. --resume without a path: continues from the latest checkpoint to 3 units
-    out = run_tool('train.py', config, '--work-dir', work, '--resume',
-                   '--cfg-options', f'train_cfg.{unit}=3', *common, cwd=str(tmp_path))
+    out = run_tool('tools/train.py', config, '--work-dir', work, '--resume',
+                   '--cfg-options', f'train_cfg.{unit}=3', *common, cwd=tmp_path).output
     latest = osp.join(work, ckpt.format(2))
     assert f'Auto resumed from the latest checkpoint {latest}' in out, out[-3000:]
     assert re.search(r'resumed epoch: %d, iter: 2' % (2 if task.by_epoch else 0), out)
@@ -116,8 +99,8 @@ def test_train_resume_and_test(name, tmp_path):
     assert dumped.train_cfg[unit] == 3 and dumped.default_hooks.logger.interval == 1
 
     # 3. tools/test.py on the resumed checkpoint, with its own overrides
-    out = run_tool('test.py', config, osp.join(work, ckpt.format(3)), '--work-dir', work,
-                   '--cfg-options', *task.test_opts, *data, cwd=str(tmp_path))
+    out = run_tool('tools/test.py', config, osp.join(work, ckpt.format(3)), '--work-dir', work,
+                   '--cfg-options', *task.test_opts, *data, cwd=tmp_path).output
     found = re.findall(re.escape(task.metric) + r':\s*([-\d.]+)', out)
     assert found, out[-3000:]
     assert 0.0 <= float(found[-1]) <= 100.0

@@ -18,8 +18,6 @@ from mmmobilemamba.models import MobileMamba
 from mmmobilemamba.models.layers.ss2d import SS2D
 from mmmobilemamba.models.utils import fuse_modules
 
-from conftest import REPO, build_classifier, load_fixture, rel_err
-
 pytest.importorskip('onnxruntime')
 TOL = 1e-4   # float32 parity; float32 rounding alone gives ~1e-6 here
 
@@ -63,11 +61,12 @@ def test_dynamic_hw_export_runs_at_other_sizes(tmp_path):
 
 
 @pytest.mark.parametrize('dynamic_hw', [False, True])
-def test_exported_fixture_model_matches_reference_float64(dynamic_hw, tmp_path):
+def test_exported_fixture_model_matches_reference_float64(dynamic_hw, tmp_path, load_fixture,
+                                                         build_fixture_classifier, rel_err):
     """The fixture's weights through ONNX give the reference implementation's float64
     logits: at batch 2 (exported at 1), and for the dynamic-H/W file also at 144x208."""
     fix = load_fixture('parity_small.pt')
-    model = fuse_modules(ClassifierLogits(build_classifier(fix, 'auto')).eval())
+    model = fuse_modules(ClassifierLogits(build_fixture_classifier(fix, 'auto')).eval())
     path = str(tmp_path / 'fixture.onnx')
     export_onnx(model, path, (128, 128), dynamic_hw=dynamic_hw)
     session = onnxruntime_session(path)
@@ -89,8 +88,8 @@ def test_static_export_rejects_other_sizes(tmp_path):
         verify_onnx(path, model, [(1, 3, 96, 64)])
 
 
-def test_classifier_config_exports_logits(tmp_path):
-    config = osp.join(REPO, 'configs/classification/mobilemamba_t2_8xb128_in1k.py')
+def test_classifier_config_exports_logits(tmp_path, repo_root):
+    config = osp.join(repo_root, 'configs/classification/mobilemamba_t2_8xb128_in1k.py')
     model = load_for_export(config=config)
     assert default_img_size(model) == (192, 192)
     path = str(tmp_path / 'cls.onnx')
@@ -101,7 +100,7 @@ def test_classifier_config_exports_logits(tmp_path):
     assert verify_onnx(path, model, [(2, 3, 64, 64)])[(2, 3, 64, 64)] <= TOL
 
 
-def test_export_input_errors(tmp_path):
+def test_export_input_errors(tmp_path, repo_root):
     model = load_for_export(arch='t2')
     with pytest.raises(ValueError, match='opset 16 is too old'):
         export_onnx(model, str(tmp_path / 'a.onnx'), (64, 64), opset=16)
@@ -109,20 +108,18 @@ def test_export_input_errors(tmp_path):
         export_onnx(model, str(tmp_path / 'a.onnx'), (16, 64))
     with pytest.raises(ValueError, match='either a classification config or --arch'):
         load_for_export()
-    det = osp.join(REPO, 'configs/detection/retinanet_mobilemamba_b1.py')
+    det = osp.join(repo_root, 'configs/detection/retinanet_mobilemamba_b1.py')
     with pytest.raises(ValueError, match='mmdeploy'):
         load_for_export(config=det)
     with pytest.raises(FileNotFoundError, match='export it first'):
         verify_onnx(str(tmp_path / 'missing.onnx'), model, [(1, 3, 64, 64)])
 
 
-def test_latency_tool_times_exports_and_measures_gemm_peak(tmp_path):
-    """tools/analysis/onnx_latency.py: times files interleaved and reports their agreement
+def test_latency_tool_times_exports_and_measures_gemm_peak(tmp_path, import_tool):
+    """benchmarks/onnx_latency.py: times files interleaved and reports their agreement
     (a static and a dynamic-H/W export of one model agree), and the GEMM peak it measures
     is positive for every library."""
-    import sys
-    sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
-    import onnx_latency
+    onnx_latency = import_tool('benchmarks/onnx_latency.py')
     model = randomized('t2')
     paths = [str(tmp_path / 'static.onnx'), str(tmp_path / 'dynamic.onnx')]
     export_onnx(model, paths[0], (64, 64))
@@ -131,7 +128,6 @@ def test_latency_tool_times_exports_and_measures_gemm_peak(tmp_path):
                                          warmup=1)
     assert [len(r['times']) for r in results.values()] == [4, 4]
     assert results[paths[0]]['rel_err'] == 0 and results[paths[1]]['rel_err'] <= TOL
-    peaks = onnx_latency.gemm_peak(threads=1, n=128, calls=2,
-                                   scratch=str(tmp_path / 'gemm.onnx'))
+    peaks = onnx_latency.gemm_peak(threads=1, n=128, calls=2)
     assert set(peaks) == {'torch.mm', 'numpy', 'onnxruntime MatMul'}
     assert min(peaks.values()) > 0

@@ -1,17 +1,33 @@
-"""Parity with the reference implementation on the shared fixtures (spec section 7 caution:
-the fixtures use the per-sample direction merge). Tolerances: the fixtures' own
-float32-vs-float64 gap is ~1e-5 (eval) and ~1e-4 (grads), so 1e-4 / 1e-3 relative."""
+"""Parity with the official implementation on the reference fixtures of tests/data (eval
+logits and features, fused logits, train-mode loss, gradients and BN statistics), for every
+CPU scan backend and for the export formulation. The fixtures merge the two scan directions
+per sample, as the official GPU kernels do (tests/data/README.md). Tolerances: the fixtures'
+own float32-vs-float64 gap is ~1e-5 (eval) and ~1e-4 (grads), so 1e-4 / 1e-3 relative."""
+import contextlib
 import copy
 
 import pytest
 import torch
 
-from mmmobilemamba.models.utils import fuse_modules, official_key_to_mmpretrain
-
-from conftest import build_classifier, load_fixture, rel_err
+from mmmobilemamba.deployment import export_formulation
+from mmmobilemamba.models import MobileMamba
+from mmmobilemamba.models.utils import fuse_modules
+from mmmobilemamba.utils import official_key_to_mmpretrain
 
 FIXTURES = ['parity_small.pt', 'parity_small_distill.pt']
-BACKENDS = ['torch', 'chunked', 'seq_major']
+# CPU scan backends, then the export formulation (static, dynamic H, W) around 'chunked'
+BACKENDS = ['torch', 'chunked', 'export', 'export-dynamic']
+
+
+def scan(variant: str) -> str:
+    return 'chunked' if variant.startswith('export') else variant
+
+
+def formulation(model, variant: str):
+    """The export formulation for the 'export*' variants, else nothing."""
+    if variant.startswith('export'):
+        return export_formulation(model, dynamic_hw=variant == 'export-dynamic')
+    return contextlib.nullcontext()
 
 
 def logits(model, x):
@@ -19,14 +35,14 @@ def logits(model, x):
 
 
 @pytest.fixture(scope='module', params=FIXTURES)
-def fix(request):
+def fix(request, load_fixture):
     return load_fixture(request.param)
 
 
 @pytest.mark.parametrize('backend', BACKENDS)
-def test_eval_logits_and_features(fix, backend):
-    model = build_classifier(fix, backend).eval()
-    with torch.no_grad():
+def test_eval_logits_and_features(fix, backend, build_fixture_classifier, rel_err):
+    model = build_fixture_classifier(fix, scan(backend)).eval()
+    with formulation(model, backend), torch.no_grad():
         for suffix, x in (('', fix['x']), ('_odd', fix['x_odd'])):
             feats = model.backbone(x)
             for i, (ours, ref) in enumerate(zip(feats, fix['features_eval' + suffix])):
@@ -35,8 +51,8 @@ def test_eval_logits_and_features(fix, backend):
             assert rel_err(logits(model, x), fix['logits_eval' + suffix]) <= 1e-4
 
 
-def test_fused_logits(fix):
-    model = build_classifier(fix, 'chunked').eval()
+def test_fused_logits(fix, build_fixture_classifier, rel_err):
+    model = build_fixture_classifier(fix, 'chunked').eval()
     fuse_modules(model)
     assert not any('bn' in k.split('.')[-2] for k in model.state_dict()
                    if k.startswith('backbone.patch_embed'))
@@ -46,10 +62,11 @@ def test_fused_logits(fix):
 
 
 @pytest.mark.parametrize('backend', BACKENDS)
-def test_train_loss_grads_and_bn_stats(fix, backend):
-    model = build_classifier(fix, backend).train()
+def test_train_loss_grads_and_bn_stats(fix, backend, build_fixture_classifier, rel_err):
+    model = build_fixture_classifier(fix, scan(backend)).train()
     x = fix['x'].clone().requires_grad_(True)
-    out = logits(model, x)
+    with formulation(model, backend):
+        out = logits(model, x)
     outs = out if isinstance(out, tuple) else (out, )
     loss = sum(o.square().mean() for o in outs)
     loss.backward()
@@ -74,12 +91,8 @@ def test_train_loss_grads_and_bn_stats(fix, backend):
             assert torch.equal(got, ref), key
 
 
-def test_official_layout_loads_strictly_into_backbone(fix):
-    from mmmobilemamba.models import MobileMamba
-    c = fix['config']
-    backbone = MobileMamba(arch=dict(
-        embed_dims=c['embed_dim'], depths=c['depth'], global_ratios=c['global_ratio'],
-        local_ratios=c['local_ratio'], kernel_sizes=c['kernels'], ssm_ratio=c['ssm_ratio']))
+def test_official_layout_loads_strictly_into_backbone(fix, fixture_arch):
+    backbone = MobileMamba(arch=fixture_arch(fix))
     sd = {k: v for k, v in fix['state_dict'].items() if not k.startswith(('head.', 'head_dist.'))}
     assert list(backbone.state_dict()) == list(sd)
     backbone.load_state_dict(copy.deepcopy(sd), strict=True)
