@@ -303,8 +303,8 @@ def mmpretrain_to_official(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, 
         if head not in ('backbone', 'head') or (head == 'head'
                                                 and not rest.startswith(HEAD_PREFIXES)):
             raise CheckpointError(f'{key!r} is not a key of a MobileMamba ImageClassifier '
-                           '(backbone.* or head.head.* / head.head_dist.*); give the '
-                           'state_dict of a model built from configs/classification.')
+                                  '(backbone.* or head.head.* / head.head_dist.*); give the '
+                                  'state_dict of a model built from configs/classification.')
         out[rest] = value
     return out
 

@@ -1,6 +1,7 @@
 # MobileMamba-B4 as every ADE20K config here fine-tunes it: blocks1..3 (200/376/448 channels,
 # strides 16/32/64) with BatchNorm statistics trained. The segmentor fragments set
-# backbone=_base_.mobilemamba_b4, which replaces mmseg's ResNet (_delete_) as a whole.
+# backbone=_base_.pop('mobilemamba_b4'), which replaces mmseg's ResNet (_delete_) as a
+# whole; pop() keeps this template out of the resolved config.
 custom_imports = dict(imports=['mmmobilemamba'], allow_failed_imports=False)
 
 # The paper fine-tunes the ImageNet weights; give them with
