@@ -18,7 +18,9 @@ model = dict(
     backbone=_base_.pop('mobilemamba_b1'),  # blocks1..3: 200/376/448 ch, strides 16/32/64
     # outputs at strides 8 (transposed conv), 16, 32, 64, 128 (extra conv, as the base's)
     neck=dict(_base_.pop('efficientvit_fpn'), add_extra_convs='on_output',
-              relu_before_extra_convs=True, num_extra_trans_convs=1))
+              relu_before_extra_convs=True, num_extra_trans_convs=1),
+    # the focal loss in float32, so that --amp trains (see mmmobilemamba FP32FocalLoss)
+    bbox_head=dict(loss_cls=dict(type='FP32FocalLoss')))
 
 # The base carries its own SGD schedule, so the AdamW 1x of
 # configs/detection/_base_/schedule_adamw_1x.py is restated here.

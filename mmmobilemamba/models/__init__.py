@@ -18,4 +18,4 @@ if _importable('mmpretrain'):
     from . import heads  # noqa: F401
     from . import classifiers  # noqa: F401
 if _importable('mmdet'):
-    from . import dense_heads, necks  # noqa: F401
+    from . import dense_heads, losses, necks  # noqa: F401
