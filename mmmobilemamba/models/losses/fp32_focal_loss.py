@@ -21,6 +21,5 @@ class FP32FocalLoss(FocalLoss):
     def forward(self, pred: torch.Tensor, target: torch.Tensor,
                 weight: Optional[torch.Tensor] = None, avg_factor: Optional[float] = None,
                 reduction_override: Optional[str] = None) -> torch.Tensor:
-        if weight is not None and weight.is_floating_point():
-            weight = weight.float()
+        # only the logits need it: a float16 weight multiplies the float32 loss exactly
         return super().forward(pred.float(), target, weight, avg_factor, reduction_override)
