@@ -12,7 +12,8 @@ import torch
 
 from .scan_chunked import flip_direction1
 
-INSTALL_HINT = 'install it with `pip install -e .[cuda]` (needs a CUDA toolkit to compile)'
+INSTALL_HINT = ('build it for this card with `bash tools/build_cuda_wheels.sh mamba-ssm` '
+                '(needs a CUDA toolkit; docs/get_started.md)')
 
 
 @functools.lru_cache(maxsize=None)
