@@ -190,13 +190,14 @@ def run_tool() -> Callable[..., ToolRun]:
     fails the test with the tail of the output; a timeout always does. The subprocess gets
     one OpenMP thread (several threads per process make every training step many times
     slower on a busy 2-core CPU) and the repository on PYTHONPATH (tools may run from a
-    temporary directory); ``env`` adds variables."""
+    temporary directory); ``env`` adds or replaces variables."""
     def run(tool: str, *args: str, cwd: Optional[str] = None, timeout: float = 600,
             check: bool = True, env: Optional[dict] = None) -> ToolRun:
         path = osp.join(REPO, tool)
         cmd = ['bash' if tool.endswith('.sh') else sys.executable, path, *map(str, args)]
         full_env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=os.pathsep.join(
-            filter(None, [REPO, os.environ.get('PYTHONPATH')])), **(env or {}))
+            filter(None, [REPO, os.environ.get('PYTHONPATH')])))
+        full_env.update(env or {})
         try:
             proc = subprocess.run(cmd, cwd=str(cwd or REPO), env=full_env, capture_output=True,
                                   text=True, timeout=timeout)

@@ -1,5 +1,6 @@
 """The package: its modules found through each task library's registry, mmcv's compiled
 ops, importing it without one of the task libraries, and its version."""
+import os
 import subprocess
 import sys
 
@@ -56,3 +57,44 @@ def test_import_without_one_library(library):
 
 def test_version():
     assert mmmobilemamba.__version__
+
+
+FAKE_TRANSFORMERS_5 = '''__version__ = '5.0.0'
+
+
+class AutoConfig:
+    pass
+
+
+class PreTrainedModel:
+    pass
+'''
+
+
+def test_mmpretrain_broken_by_transformers_5_costs_only_classification(tmp_path, run_tool):
+    """mmpretrain 1.2.0 cannot import beside transformers >= 5 (its multimodal models need
+    names that transformers 5 removed). A stand-in transformers 5.0.0 reproduces that here:
+    importing us still registers the backbone for mmdet and mmseg, with a warning that names
+    the fix, and a classification config stops with that fix before anything runs."""
+    pkg = tmp_path / 'transformers'
+    pkg.mkdir()
+    (pkg / '__init__.py').write_text(FAKE_TRANSFORMERS_5)
+    meta = tmp_path / 'transformers-5.0.0.dist-info'
+    meta.mkdir()
+    (meta / 'METADATA').write_text('Metadata-Version: 2.1\nName: transformers\nVersion: 5.0.0\n')
+    env = {'PYTHONPATH': f'{tmp_path}:{mmmobilemamba.__path__[0]}/..'}
+    code = ('import mmmobilemamba\nfrom mmdet.registry import MODELS as D\n'
+            'from mmseg.registry import MODELS as S\n'
+            "assert D.get('MobileMamba') and D.get('EfficientViTFPN') and S.get('MobileMamba')\n"
+            "print('ok')")
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         env=dict(os.environ, **env))
+    assert res.returncode == 0 and 'ok' in res.stdout, res.stderr[-2000:]
+    fix = 'pip install "transformers<5"'
+    assert 'MobileMamba modules for mmpretrain are not registered' in res.stderr
+    assert fix in res.stderr
+    run = run_tool('tools/train.py', 'configs/classification/mobilemamba_t2_8xb128_in1k_toy.py',
+                   '--work-dir', str(tmp_path / 'work'), check=False, env=env)
+    assert run.returncode != 0
+    assert 'needs mmpretrain' in run.output and fix in run.output
+    assert 'found 5.0.0' in run.output

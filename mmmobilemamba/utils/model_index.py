@@ -11,6 +11,8 @@ import os.path as osp
 
 from mmengine.logging import print_log
 
+from .dependencies import library_error
+
 PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 METAFILE = osp.join('configs', 'classification', 'metafile.yml')
 
@@ -32,13 +34,11 @@ _registered = []  # the metafile registered in this process, at most one
 
 def register_mmpretrain_models() -> None:
     """Register our classification models with mmpretrain's ModelHub, once, with absolute
-    config paths; nothing to do without mmpretrain (an optional dependency)."""
-    try:
-        from mmpretrain.apis.model import ModelHub
-    except ImportError:
+    config paths; nothing to do without a working mmpretrain (an optional dependency, whose
+    import failure ``mmmobilemamba.models`` reports)."""
+    if _registered or library_error('mmpretrain') is not None:
         return
-    if _registered:
-        return
+    from mmpretrain.apis.model import ModelHub
     try:
         root = resource_root()
     except FileNotFoundError as e:  # importing the backbone must not need the configs

@@ -12,6 +12,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
 from .checkpoint import check_state_dict_matches, is_local, read_checkpoint, unwrap_state_dict
+from .dependencies import TASK_LIBRARIES, require_library
 
 
 def add_launch_args(parser: argparse.ArgumentParser, cfg_example: str) -> None:
@@ -27,6 +28,8 @@ def load_run_config(args: argparse.Namespace) -> Config:
     """Config file + ``--cfg-options`` + launcher; work_dir defaults to work_dirs/<name>."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     cfg = Config.fromfile(args.config)
+    if cfg.get('default_scope') in TASK_LIBRARIES:
+        require_library(cfg.default_scope, args.config)
     cfg.launcher = args.launcher
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
