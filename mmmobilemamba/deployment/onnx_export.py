@@ -61,6 +61,10 @@ def load_for_export(config: Optional[str] = None, checkpoint: Optional[str] = No
     return model
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def default_img_size(model: nn.Module) -> Tuple[int, int]:
     """The input size of ``model``'s MobileMamba variant (224 for a custom arch)."""
     backbone = next(m for m in model.modules() if isinstance(m, MobileMamba))
@@ -82,7 +86,7 @@ def export_onnx(model: nn.Module, path: str, img_size: Tuple[int, int] = (224, 2
     if min(h, w) < MIN_INPUT_SIZE:
         raise ValueError(f'img_size {img_size} is below the {MIN_INPUT_SIZE}px minimum; '
                          f'export at {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} or larger.')
-    x = torch.randn(1, 3, h, w)
+    x = torch.randn(1, 3, h, w, device=_device_of(model))  # a CUDA model traces on CUDA
     with torch.no_grad():
         outs = model(x)
     names = ['logits'] if isinstance(outs, torch.Tensor) else [
@@ -117,11 +121,12 @@ def verify_onnx(path: str, model: nn.Module, shapes: Sequence[Tuple[int, int, in
         x = torch.randn(*shape)
         got = session.run(None, {'input': x.numpy()})
         with torch.no_grad():
-            want = model(x)
+            want = model(x.to(_device_of(model)))
         want = want if isinstance(want, (tuple, list)) else [want]
         if len(got) != len(want):
             raise RuntimeError(f'{path}: {len(got)} outputs, PyTorch gives {len(want)}.')
-        errors[tuple(shape)] = max(relative_error(g, t.numpy()) for g, t in zip(got, want))
+        errors[tuple(shape)] = max(relative_error(g, t.cpu().numpy())
+                                   for g, t in zip(got, want))
     return errors
 
 
