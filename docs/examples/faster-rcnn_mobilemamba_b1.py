@@ -16,5 +16,7 @@ _base_ = [
 model = dict(
     backbone=_base_.pop('mobilemamba_b1'),  # blocks1..3: 200/376/448 ch, strides 16/32/64
     # outputs at strides 4, 8 (transposed convs), 16, 32, 64
-    neck=dict(_base_.pop('efficientvit_fpn'), num_extra_trans_convs=2))
+    neck=dict(_base_.pop('efficientvit_fpn'), num_extra_trans_convs=2),
+    # torchvision's RoIAlign: mmcv's has no bfloat16 kernel (see the Mask R-CNN fragment)
+    roi_head=dict(bbox_roi_extractor=dict(roi_layer=dict(use_torchvision=True))))
 train_dataloader = dict(batch_size=4, num_workers=4)  # x 8 GPUs: the schedule's lr

@@ -118,3 +118,27 @@ def test_reference_detection_checkpoint_loads_strictly(name, trans, on_input, cf
              if not k.startswith(('backbone.', 'neck.'))}
     state.update({k: torch.zeros_like(v) for k, v in heads.items()})
     model.load_state_dict(state, strict=True)  # raises on any missing/unexpected/shape issue
+
+
+@pytest.mark.parametrize('path', ['configs/detection/mask-rcnn_mobilemamba_b1.py',
+                                  'configs/detection/mask-rcnn_mobilemamba_b1_toy.py',
+                                  'docs/examples/faster-rcnn_mobilemamba_b1.py'])
+def test_two_stage_configs_use_torchvisions_roi_align(path, repo_root):
+    """mmcv 2.1's CUDA RoIAlign has no bfloat16 kernel (Mask R-CNN stopped under --amp on an
+    H200); torchvision's runs under autocast. Its float32 result is mmcv's, here on the CPU."""
+    from mmcv.ops import RoIAlign
+    roi_head = Config.fromfile(osp.join(repo_root, path)).model.roi_head
+    layers = [roi_head.bbox_roi_extractor.roi_layer]
+    if 'mask_roi_extractor' in roi_head:
+        layers.append(roi_head.mask_roi_extractor.roi_layer)
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(2, 8, 25, 42, generator=g)
+    boxes = torch.rand(32, 4, generator=g) * 300
+    boxes[:, 2:] += boxes[:, :2]
+    rois = torch.cat([torch.randint(0, 2, (32, 1), generator=g).float(), boxes], 1)
+    for layer in layers:
+        assert layer.type == 'RoIAlign' and layer.use_torchvision is True
+        args = dict(output_size=layer.output_size, spatial_scale=1 / 16,
+                    sampling_ratio=layer.sampling_ratio)
+        torch.testing.assert_close(RoIAlign(**args, use_torchvision=True)(feats, rois),
+                                   RoIAlign(**args)(feats, rois), rtol=1e-5, atol=1e-6)
