@@ -54,3 +54,38 @@ def test_build_script_refuses_cpu_torch_and_unknown_packages(repo_root, run_tool
     assert 'tools/setup_env.sh' in res.output
     res = run_tool('tools/build_cuda_wheels.sh', 'causal-conv1d', check=False, env=env)
     assert res.returncode == 2 and "unknown argument 'causal-conv1d'" in res.output
+
+
+STUB_PYTHON = '''#!/bin/sh
+# Stands in for a CUDA machine's python: answers the script's torch probe, logs pip calls.
+if [ "$1" = "-" ]; then
+    if [ "$#" -eq 1 ]; then echo "2.11.0+cu130 13.0 90"; fi  # the probe; else the final check
+    exit 0
+fi
+if [ "$1" = "-c" ]; then exit 1; fi  # torch < 2.14: no C++20 wrapper
+echo "$@" >> "$PIP_LOG"
+'''
+
+
+def test_a_cached_wheel_is_installed_without_building(tmp_path, repo_root, run_tool):
+    """The second run on the same torch and card: the wheel in the cache is installed as it
+    is (no download, no build), into --target. torch, nvcc and pip are stand-ins here."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    for name, text in (('python', STUB_PYTHON),
+                       ('nvcc', '#!/bin/sh\necho "Cuda compilation tools, release 13.0, V13.0.88"\n')):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    wheels = tmp_path / 'cache' / 'torch2.11.0+cu130-sm90'
+    wheels.mkdir(parents=True)
+    wheel = wheels / 'mmcv-2.1.0-cp312-cp312-linux_x86_64.whl'
+    wheel.write_bytes(b'')
+    log = tmp_path / 'pip.log'
+    env = {'PYTHON': str(bin_dir / 'python'), 'PIP_LOG': str(log),
+           'PATH': f'{bin_dir}:{os.environ["PATH"]}'}
+    res = run_tool('tools/build_cuda_wheels.sh', '--cache', tmp_path / 'cache', '--target',
+                   tmp_path / 'site', 'mmcv', env=env)
+    assert f'reusing {wheel}' in res.output and 'building' not in res.output
+    assert log.read_text().split() == [
+        '-m', 'pip', 'install', '-q', '--no-deps', '--no-index', '--force-reinstall',
+        '--upgrade', '--target', str(tmp_path / 'site'), str(wheel)]
