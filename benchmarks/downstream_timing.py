@@ -56,14 +56,18 @@ DTYPES = {'fp32': None, 'bf16': 'bfloat16', 'fp16': 'float16'}
 
 def load(path: str) -> Config:
     """The config without pretrained weights (no downloads; random init for both sides).
-    mmdet 3.3's SSDHead cannot predict, so its SSDLite gets our FixedSSDHead, as ours has;
-    mmcv's focal loss has no bfloat16 kernel, so its RetinaNet gets FP32FocalLoss, as ours has."""
+    Where mmcv 2.1 cannot run a baseline, it gets the fix that ours has: FixedSSDHead
+    (mmdet 3.3's SSDHead cannot predict), FP32FocalLoss and torchvision's RoIAlign (mmcv's
+    CUDA focal loss and RoIAlign have no bfloat16 kernels)."""
     cfg = get_config(path) if '::' in path else Config.fromfile(path)
     cfg.model.pop('pretrained', None)
     if cfg.model.get('bbox_head', {}).get('type') == 'SSDHead':
         cfg.model.bbox_head.type = 'FixedSSDHead'
     if cfg.model.get('bbox_head', {}).get('loss_cls', {}).get('type') == 'FocalLoss':
         cfg.model.bbox_head.loss_cls.type = 'FP32FocalLoss'
+    for extractor in ('bbox_roi_extractor', 'mask_roi_extractor'):
+        if extractor in cfg.model.get('roi_head', {}):
+            cfg.model.roi_head[extractor].roi_layer.use_torchvision = True
     backbone = cfg.model.backbone
     if backbone.get('init_cfg') is not None:
         backbone.init_cfg = None

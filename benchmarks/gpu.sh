@@ -3,7 +3,10 @@
 # ./gpu_out): env.log (card, driver, versions) and the phase's own log. mmengine and its
 # pure-Python needs travel as wheels in .whl/ for machines without them (docs/benchmarks.md).
 #
-#   bash benchmarks/gpu.sh tests                 # Triton scan against the float64 reference
+#   bash benchmarks/gpu.sh tests                 # every GPU test: Triton scan, mamba_ssm scan
+#                                                # (where built: tools/build_cuda_wheels.sh),
+#                                                # CUDA deployment, every toy config fp32/fp16/bf16
+#   bash benchmarks/gpu.sh downstream [ARGS]     # detection/segmentation speed against R50
 #   bash benchmarks/gpu.sh scan [--sweep]        # the scan kernel against the copy bandwidth,
 #                                                # default and exact softplus (+ tile sweep)
 #   bash benchmarks/gpu.sh inference [ARGS]      # compiled img/s of every variant, fp32/bf16
@@ -16,8 +19,8 @@
 set -u
 PHASE=${1:-}
 case "$PHASE" in
-tests|scan|inference|training) shift ;;
-*) echo "usage: bash benchmarks/gpu.sh tests|scan|inference|training [ARGS] (got '$PHASE')" >&2
+tests|scan|inference|training|downstream) shift ;;
+*) echo "usage: bash benchmarks/gpu.sh tests|scan|inference|training|downstream [ARGS] (got '$PHASE')" >&2
    exit 2 ;;
 esac
 cd "$(dirname "$0")/.."
@@ -29,6 +32,23 @@ if ! python3 -c 'import mmengine' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; 
     export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # the package, without installing it
+if [ "$PHASE" = tests ] || [ "$PHASE" = downstream ]; then
+    # mmcv with CUDA ops (built once per machine from .whl/mmcv-2.1.0.tar.gz, or from PyPI)
+    python3 -c 'import mmcv.ops' 2>/dev/null || bash tools/build_cuda_wheels.sh \
+        $(ls .whl/mmcv-*.tar.gz >/dev/null 2>&1 && echo --sdist-dir .whl) --target /tmp/site \
+        mmcv > "$OUT/build_mmcv.log" 2>&1 || { tail -20 "$OUT/build_mmcv.log"; exit 1; }
+    export PYTHONPATH=$PYTHONPATH:/tmp/site
+    # mmpretrain 1.2.0 cannot import beside transformers >= 5 (docs/get_started.md). It decides
+    # from transformers' installed version whether to load its multimodal models: a dist-info
+    # that says 4.0.0 makes it skip them, as it does without transformers.
+    if python3 -c 'import sys, importlib.metadata as m
+sys.exit(int(m.version("transformers").split(".")[0]) < 5)' 2>/dev/null; then
+        mkdir -p /tmp/shim/transformers-4.0.0.dist-info
+        printf 'Metadata-Version: 2.1\nName: transformers\nVersion: 4.0.0\n' \
+            > /tmp/shim/transformers-4.0.0.dist-info/METADATA
+        export PYTHONPATH=/tmp/shim:$PYTHONPATH
+    fi
+fi
 B="python3 tools/analysis/benchmark.py --backend triton"
 
 {
@@ -37,10 +57,17 @@ B="python3 tools/analysis/benchmark.py --backend triton"
     python3 -c 'import mmengine.model, mmengine.registry, mmmobilemamba; print("imports ok")'
 } > "$OUT/env.log" 2>&1
 case "$PHASE" in
-tests)
-    timeout 300 python3 -m pytest -q -rs -n 8 --durations=8 tests/test_ops/test_scan_triton.py \
-        "$@" > "$OUT/tests.log" 2>&1
-    tail -3 "$OUT/tests.log" ;;
+tests)  # about 6.5 min on an H200 with 16 cores
+    timeout 540 python3 -m pytest -p no:cacheprovider -v -rA -n 14 --durations=40 \
+        tests/test_tools/test_toy_runs_cuda.py tests/test_deployment/test_cuda_deployment.py \
+        tests/test_ops/test_scan_triton.py tests/test_ops/test_scan_mamba_ssm_cuda.py \
+        tests/test_ops/test_scan_backends.py tests/test_models/test_losses.py "$@" \
+        > "$OUT/tests.log" 2>&1
+    grep -E '^(FAILED|ERROR)|passed|failed' "$OUT/tests.log" | tail -15 ;;
+downstream)
+    timeout 540 python3 benchmarks/downstream_timing.py --json "$OUT/timing.json" "$@" \
+        > "$OUT/timing.log" 2>&1
+    grep -E '^\||Error' "$OUT/timing.log" ;;
 scan)
     timeout 240 python3 benchmarks/scan_bandwidth.py "$@" > "$OUT/scan.log" 2>&1
     timeout 60 python3 benchmarks/scan_bandwidth.py --exact-softplus > "$OUT/scan_exact.log" 2>&1
