@@ -1,6 +1,6 @@
-"""The reference classifier on a CUDA GPU: eval logits (Triton scan) and fused logits against
-the float64 references, and the ONNX export of the CUDA model (onnxruntime on the CPU against
-PyTorch on the GPU). TF32 is switched off so that float32 means float32 (1e-4 relative, as
+"""The reference classifier on a CUDA GPU: eval logits (Triton and chunked scans) and fused
+logits against the official implementation's outputs in tests/data, and the ONNX export of the
+CUDA model (onnxruntime on the CPU against PyTorch on the GPU). TF32 is switched off so that float32 means float32 (1e-4 relative, as
 on the CPU). Skipped without CUDA."""
 import pytest
 import torch
