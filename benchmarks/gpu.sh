@@ -8,7 +8,8 @@
 #                                                # CUDA deployment, every toy config fp32/fp16/bf16
 #   bash benchmarks/gpu.sh downstream [ARGS]     # detection/segmentation speed against R50
 #   bash benchmarks/gpu.sh scan [--sweep]        # the scan kernel against the copy bandwidth,
-#                                                # default and exact softplus (+ tile sweep)
+#                                                # default and exact softplus (+ tile sweep);
+#                                                # triton against mamba_ssm (where built)
 #   bash benchmarks/gpu.sh inference [ARGS]      # compiled img/s of every variant, fp32/bf16
 #   bash benchmarks/gpu.sh training [ARGS]       # S6 training step, eager and one CUDA graph
 #
@@ -71,7 +72,8 @@ downstream)
 scan)
     timeout 240 python3 benchmarks/scan_bandwidth.py "$@" > "$OUT/scan.log" 2>&1
     timeout 60 python3 benchmarks/scan_bandwidth.py --exact-softplus > "$OUT/scan_exact.log" 2>&1
-    tail -10 "$OUT/scan.log"; tail -10 "$OUT/scan_exact.log" ;;
+    timeout 120 python3 benchmarks/scan_backends.py > "$OUT/scan_backends.log" 2>&1
+    tail -10 "$OUT/scan.log"; tail -10 "$OUT/scan_exact.log"; grep '^|' "$OUT/scan_backends.log" ;;
 inference)
     timeout 540 $B --arch all --amp none bf16 --channels-last --compile \
         --compile-mode reduce-overhead --runs 2 "$@" > "$OUT/bench.log" 2>&1
