@@ -18,9 +18,10 @@ from mmengine.config import Config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 
+KD_TOY = 'classification/mobilemamba_t2_8xb128_in1k_kd-1000e_toy.py'
 TOYS = [
     'classification/mobilemamba_t2_8xb128_in1k_toy.py',
-    'classification/mobilemamba_t2_8xb128_in1k_kd-1000e_toy.py',
+    KD_TOY,
     'detection/retinanet_mobilemamba_b1_toy.py',
     'detection/mask-rcnn_mobilemamba_b1_toy.py',
     'detection/ssdlite_mobilemamba_b1_toy.py',
@@ -29,7 +30,6 @@ TOYS = [
     'segmentation/fpn_mobilemamba_b4_toy.py',
     'segmentation/pspnet_mobilemamba_b4_toy.py',
 ]
-KD_TOY = 'classification/mobilemamba_t2_8xb128_in1k_kd-1000e_toy.py'
 PRECISIONS = {'fp32': [], 'fp16': ['--amp', '--amp-dtype', 'float16'],
               'bf16': ['--amp', '--amp-dtype', 'bfloat16']}
 
