@@ -16,7 +16,6 @@ testing (``test_step`` under ``no_grad``, autocast in AMP).
 """
 import argparse
 import json
-import time
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
@@ -27,6 +26,7 @@ from mmengine.registry import MODELS, DefaultScope
 from mmengine.structures import PixelData
 
 import mmmobilemamba  # noqa: F401  (registers our modules)
+from mmmobilemamba.analysis.timing import cpu_time_ms, gpu_time_ms
 
 
 class Case(NamedTuple):
@@ -96,16 +96,10 @@ def synthetic_batch(cfg: Config, size: Tuple[int, int], batch: int, seed: int = 
 
 
 def seconds(fn, warmup: int, iters: int, device: str) -> float:
-    """Wall seconds per call of ``iters`` back-to-back calls after ``warmup`` ones."""
-    sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    sync()
-    start = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    sync()
-    return (time.perf_counter() - start) / iters
+    """Seconds per call of ``iters`` back-to-back calls after ``warmup`` ones."""
+    if device == 'cuda':
+        return gpu_time_ms(fn, warmup, iters, repeats=1)[0] / 1e3
+    return sum(cpu_time_ms(fn, warmup, iters)) / iters / 1e3
 
 
 def measure(path: str, size: Tuple[int, int], batch: int, precision: str, warmup: int,

@@ -7,12 +7,12 @@ ms and forward+backward ms at S6's stage sizes (batch 256 at 224) and a RetinaNe
 """
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import torch
 
+from mmmobilemamba.analysis.timing import cpu_time_ms, gpu_time_ms
 from mmmobilemamba.ops.selective_scan import selective_scan
 
 # (label, batch, d_inner, L), as in benchmarks/scan_bandwidth.py
@@ -21,16 +21,7 @@ SIZES = [('s6-stage1', 256, 320, 196), ('s6-stage2', 256, 544, 49),
 
 
 def median_ms(fn: Callable[[], object], device: str, warmup: int = 5, reps: int = 20) -> float:
-    sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append((time.perf_counter() - start) * 1e3)
+    times = gpu_time_ms(fn, warmup, 1, reps) if device == 'cuda' else cpu_time_ms(fn, warmup, reps)
     return sorted(times)[len(times) // 2]
 
 
@@ -55,7 +46,8 @@ def time_backend(backend: str, x: Dict[str, torch.Tensor], device: str) -> dict:
         selective_scan(**leaves, backend=backend).sum().backward()
 
     try:
-        return dict(fwd_ms=median_ms(forward, device), fwd_bwd_ms=median_ms(forward_backward, device))
+        return dict(fwd_ms=median_ms(forward, device),
+                    fwd_bwd_ms=median_ms(forward_backward, device))
     except Exception as err:  # report a backend that cannot run here, keep timing the others
         return dict(error=f'{type(err).__name__}: {err}'.splitlines()[0][:200])
 
