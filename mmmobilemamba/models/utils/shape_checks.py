@@ -189,7 +189,7 @@ def check_feature_strides(backbone: nn.Module, inputs: torch.Tensor) -> None:
     has no detector (classifiers, segmentors, a bare backbone), later calls return at once.
     A failing model is checked again on its next forward.
     """
-    if _tracing() or getattr(backbone, _DONE, False):
+    if getattr(backbone, _DONE, False) or _tracing():  # the flag first: every forward asks
         return
     for handle in getattr(backbone, _HOOKS, ()):  # armed by a forward that failed midway
         handle.remove()
