@@ -160,10 +160,29 @@ def build_model() -> Callable[..., torch.nn.Module]:
 
 
 @pytest.fixture(scope='session')
-def data_root_options() -> Callable[[str], List[str]]:
-    """``data_root_options(root)``: the ``--cfg-options`` that point a config's train, val and
-    test datasets at ``root``."""
-    return lambda root: [f'{loader}.dataset.data_root={root}' for loader in LOADERS]
+def data_root_options() -> Callable[..., List[str]]:
+    """``data_root_options(root, config=None)``: the ``--cfg-options`` that point a config's
+    train, val and test datasets at ``root``. Given the config (a path), also what its data
+    needs: a training set inside a RepeatDataset (SSDLite) is reached, and a COCO config
+    (mmdet scope) gets a trailing '/' (it joins data_root and file names as strings) and the
+    val/test annotation file."""
+    def options(root: str, config: Optional[str] = None) -> List[str]:
+        if config is None:
+            return [f'{loader}.dataset.data_root={root}' for loader in LOADERS]
+        cfg = Config.fromfile(config)
+        train = 'train_dataloader.dataset'
+        if cfg.train_dataloader.dataset.type == 'RepeatDataset':
+            train += '.dataset'
+        coco = cfg.get('default_scope') == 'mmdet'
+        if coco:
+            root = osp.join(root, '')
+        opts = [f'{loader}.data_root={root}' for loader in
+                (train, 'val_dataloader.dataset', 'test_dataloader.dataset')]
+        if coco:
+            ann = osp.join(root, 'annotations', 'instances_val2017.json')
+            opts += [f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}']
+        return opts
+    return options
 
 
 # -------------------------------------------------------------------------- tools

@@ -50,23 +50,16 @@ def toy_roots(tmp_path_factory) -> Dict[str, str]:
     return dict(classification=imagenet, detection=coco, segmentation=ade)
 
 
-def short_run_options(config: str, root: str) -> List[str]:
-    """``--cfg-options`` for one training step of ``config`` on the toy data at ``root``."""
+def short_run_options(config: str, data_options: List[str]) -> List[str]:
+    """``--cfg-options`` for one training step of ``config`` on the toy data that
+    ``data_options`` (``data_root_options(root, config)``) point it at."""
     task = task_of(config)
     cfg = Config.fromfile(osp.join(REPO, config))
-    train = 'train_dataloader.dataset'
-    if cfg.train_dataloader.dataset.type == 'RepeatDataset':  # SSDLite's training set
-        train += '.dataset'
+    opts = list(data_options)
     if task == 'detection':
-        root = osp.join(root, '')  # the configs join data_root and file names as strings
-    opts = [f'{train}.data_root={root}'] + [
-        f'{split}_dataloader.dataset.data_root={root}' for split in ('val', 'test')]
-    if task == 'detection':
-        ann = osp.join(root, 'annotations', 'instances_val2017.json')
         # after one step no box passes the usual score threshold: keep them all for the metric
         thr = 'rcnn.score_thr' if 'rcnn' in cfg.model.test_cfg else 'score_thr'
-        opts += [f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
-                 f'model.test_cfg.{thr}=0']
+        opts.append(f'model.test_cfg.{thr}=0')
     length = 'max_iters' if 'max_iters' in cfg.train_cfg else 'max_epochs'
     batch = 4 if task == 'classification' else 2  # the whole training set: one step
     return opts + [f'train_cfg.{length}=1', f'train_dataloader.batch_size={batch}']
@@ -94,7 +87,8 @@ def b4_checkpoint(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope='module')
-def short_runs(toy_roots, b4_checkpoint, tmp_path_factory, import_tool) -> Dict[str, str]:
+def short_runs(toy_roots, b4_checkpoint, tmp_path_factory, import_tool,
+               data_root_options) -> Dict[str, str]:
     """Work dir of each toy config after tools/train.py with length 1; SEG_TOY starts from
     b4_checkpoint."""
     train = import_tool('tools/train.py')
@@ -104,7 +98,8 @@ def short_runs(toy_roots, b4_checkpoint, tmp_path_factory, import_tool) -> Dict[
         if task != 'classification':
             pytest.importorskip(SCOPES[task])
         work_dirs[config] = str(tmp_path_factory.mktemp('work'))
-        opts = short_run_options(config, toy_roots[task])
+        opts = short_run_options(
+            config, data_root_options(toy_roots[task], osp.join(REPO, config)))
         if config == SEG_TOY:
             opts.append(f'model.backbone.init_cfg.checkpoint={b4_checkpoint}')
         run_tool_main(train, work_dirs[config], osp.join(REPO, config), '--cfg-options', *opts)
@@ -147,10 +142,11 @@ def test_backbone_weights_from_cfg_options(short_runs, b4_checkpoint):
 
 @pytest.mark.slow
 def test_segmentation_show_dir_draws_every_val_image(short_runs, toy_roots, tmp_path,
-                                                      import_tool):
+                                                      import_tool, data_root_options):
     show = tmp_path / 'show'
     run_tool_main(import_tool('tools/test.py'), str(tmp_path), osp.join(REPO, SEG_TOY),
                   osp.join(short_runs[SEG_TOY], 'iter_1.pth'), '--show-dir', str(show),
-                  '--cfg-options', *short_run_options(SEG_TOY, toy_roots['segmentation']))
+                  '--cfg-options', *short_run_options(SEG_TOY, data_root_options(
+                      toy_roots['segmentation'], osp.join(REPO, SEG_TOY))))
     drawn = glob.glob(str(show / '**' / '*.png'), recursive=True)
     assert [osp.basename(p) for p in drawn] == ['test_ADE_val_00000001.jpg_0.png']

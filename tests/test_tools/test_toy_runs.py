@@ -115,17 +115,13 @@ def test_toy_kd_trains_and_logs_both_losses(toy_data, tmp_path, run_tool, data_r
 @pytest.mark.slow
 @pytest.mark.parametrize('name, metrics', [
     (RETINA, ('bbox', )), (MASK, ('bbox', 'segm')), (SSD, ('bbox', )), (SSD512, ('bbox', ))])
-def test_detection_toy_train_then_test(tmp_path, name, metrics, repo_root, run_tool):
+def test_detection_toy_train_then_test(tmp_path, name, metrics, repo_root, run_tool,
+                                       data_root_options):
     pytest.importorskip('mmdet', reason='mmdet (and a compiled mmcv) are needed for detection')
     from mmmobilemamba.datasets.toy_detection import make_toy_coco
     root = make_toy_coco(str(tmp_path / 'coco'), num_train=2, num_val=2, size=128, seed=0)
-    ann = osp.join(root, 'annotations', 'instances_val2017.json')
-    ssd = name.startswith('ssdlite')
-    train_root = 'train_dataloader.dataset.dataset' if ssd else 'train_dataloader.dataset'
-    data = [f'{train_root}.data_root={root}/', f'val_dataloader.dataset.data_root={root}/',
-            f'test_dataloader.dataset.data_root={root}/', f'val_evaluator.ann_file={ann}',
-            f'test_evaluator.ann_file={ann}']
     config = osp.join(repo_root, 'configs', 'detection', name + '_toy.py')
+    data = data_root_options(root, config)
     work = str(tmp_path / 'work')
     run_tool('tools/train.py', config, '--work-dir', work, '--cfg-options',
              'train_cfg.max_epochs=1', 'train_cfg.val_begin=100', 'train_dataloader.batch_size=2',

@@ -10,11 +10,10 @@ reported score only. Skipped without CUDA (CI is CPU); docs/benchmarks.md keeps 
 import glob
 import os.path as osp
 import re
-from typing import Dict, List
+from typing import Dict
 
 import pytest
 import torch
-from mmengine.config import Config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 
@@ -53,30 +52,15 @@ def config_root(task: str, root: str) -> str:
     return osp.join(root, 'ADEChallengeData2016') if task == 'segmentation' else root
 
 
-def data_options(config: str, task: str, root: str) -> List[str]:
-    cfg = Config.fromfile(config)
-    train = 'train_dataloader.dataset'
-    if cfg.train_dataloader.dataset.type == 'RepeatDataset':  # SSDLite's training set
-        train += '.dataset'
-    if task == 'detection':
-        root = osp.join(root, '')  # the configs join data_root and file names as strings
-    opts = [f'{loader}.data_root={root}' for loader in
-            (train, 'val_dataloader.dataset', 'test_dataloader.dataset')]
-    if task == 'detection':
-        ann = osp.join(root, 'annotations', 'instances_val2017.json')
-        opts += [f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}']
-    return opts
-
-
 @pytest.mark.parametrize('precision', list(PRECISIONS))
 @pytest.mark.parametrize('toy', TOYS)
 def test_toy_config_learns_on_cuda(toy, precision, demo, toy_roots, tmp_path, repo_root,
-                                   run_tool):
+                                   run_tool, data_root_options):
     task = toy.split('/')[0]
     spec = demo.TASKS[task]
     root = toy_roots[task]
     config = osp.join(repo_root, 'configs', toy)
-    opts = data_options(config, task, config_root(task, root))
+    opts = data_root_options(config_root(task, root), config)
     work = str(tmp_path / 'work')
     train = run_tool('tools/train.py', config, '--work-dir', work, *PRECISIONS[precision],
                      '--cfg-options', 'randomness.seed=0', *opts, cwd=tmp_path, timeout=900)
