@@ -34,7 +34,8 @@ param_scheduler = [
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=5)
 custom_hooks = [
-    dict(type='EMAHook', momentum=0.05, update_buffers=True, priority='ABOVE_NORMAL')
+    dict(type='EMAHook', ema_type='ForeachExponentialMovingAverage', momentum=0.05,
+         update_buffers=True, priority='ABOVE_NORMAL')
 ]
 default_hooks = dict(
     logger=dict(interval=4),

@@ -51,9 +51,11 @@ train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
 auto_scale_lr = dict(base_batch_size=1024)
 
 # runtime: EMA of weights and BN statistics with decay .9998 (mmengine's momentum = 1 - decay);
-# validation, testing and saved state_dicts use the EMA weights.
+# validation, testing and saved state_dicts use the EMA weights. mmengine's EMA, updated with
+# multi-tensor kernels (same numbers, same checkpoints).
 custom_hooks = [
-    dict(type='EMAHook', momentum=2e-4, update_buffers=True, priority='ABOVE_NORMAL')
+    dict(type='EMAHook', ema_type='ForeachExponentialMovingAverage', momentum=2e-4,
+         update_buffers=True, priority='ABOVE_NORMAL')
 ]
 # check_finite_loss stops at the first NaN/inf loss naming the iteration; random_state saves
 # the random generators in checkpoints so that --resume continues them exactly. Both live in

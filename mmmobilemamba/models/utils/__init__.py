@@ -1,3 +1,4 @@
+from .ema import ForeachExponentialMovingAverage
 from .fusion import fuse_modules
 
-__all__ = ['fuse_modules']
+__all__ = ['ForeachExponentialMovingAverage', 'fuse_modules']

@@ -1,0 +1,39 @@
+"""mmengine's exponential moving average, updated with multi-tensor kernels."""
+import torch
+from mmengine.model import ExponentialMovingAverage
+from mmengine.registry import MODELS
+from torch import nn
+
+
+@MODELS.register_module()
+class ForeachExponentialMovingAverage(ExponentialMovingAverage):
+    """:class:`mmengine.model.ExponentialMovingAverage` with the same update, one
+    ``torch._foreach_lerp_`` over all tensors instead of one ``lerp_`` per tensor.
+
+    A MobileMamba classifier has ~600 parameters and buffers: the per-tensor update costs
+    ~600 kernel launches every iteration, a few ms of host time that a CUDA-graphed train
+    step would otherwise spend waiting. Use it through ``EMAHook``'s ``ema_type``::
+
+        custom_hooks = [dict(type='EMAHook', ema_type='ForeachExponentialMovingAverage',
+                             momentum=2e-4, update_buffers=True)]
+
+    Checkpoints are interchangeable with mmengine's class (same state_dict).
+    """
+
+    def update_parameters(self, model: nn.Module) -> None:
+        source = (model.state_dict() if self.update_buffers else dict(model.named_parameters()))
+        if int(self.steps) == 0:
+            torch._foreach_copy_([p.data for p in self.avg_parameters.values()],
+                                 [source[k].data for k in self.avg_parameters])
+        elif int(self.steps) % self.interval == 0:
+            averaged, new = [], []
+            for key, p_avg in self.avg_parameters.items():
+                if p_avg.dtype.is_floating_point:
+                    averaged.append(p_avg.data)
+                    new.append(source[key].data.to(p_avg.device))
+            torch._foreach_lerp_(averaged, new, self.momentum)
+        if not self.update_buffers:  # the buffers follow the source model
+            buffers = list(self.module.buffers())
+            torch._foreach_copy_([b.data for b in buffers],
+                                 [b.data.to(a.device) for a, b in zip(buffers, model.buffers())])
+        self.steps += 1
