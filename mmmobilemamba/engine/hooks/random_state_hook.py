@@ -22,14 +22,15 @@ def get_random_state() -> dict:
 
 
 def set_random_state(state: dict) -> None:
-    """Inverse of :func:`get_random_state`."""
+    """Inverse of :func:`get_random_state`. The generator states may come back on the GPU
+    (MMEngine's resume maps a checkpoint's tensors to the current device)."""
     version, internal, gauss = state['python']
     random.setstate((version, tuple(internal), gauss))
     name, keys, pos, has_gauss, cached = state['numpy']
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state['torch'])
+    torch.set_rng_state(state['torch'].cpu())
     if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state['cuda']])
 
 
 class _RestoreAfterSkip:
