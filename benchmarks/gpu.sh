@@ -5,7 +5,8 @@
 #
 #   bash benchmarks/gpu.sh tests                 # every GPU test: Triton scan, mamba_ssm scan
 #                                                # (where built: tools/build_cuda_wheels.sh),
-#                                                # CUDA deployment, every toy config fp32/fp16/bf16
+#                                                # CUDA deployment, every toy config fp32/fp16/bf16,
+#                                                # the CUDA-graph train step
 #   bash benchmarks/gpu.sh downstream [ARGS]     # detection/segmentation speed against R50
 #   bash benchmarks/gpu.sh scan [--sweep]        # the scan kernel against the copy bandwidth,
 #                                                # default and exact softplus (+ tile sweep);
@@ -58,9 +59,10 @@ B="python3 tools/analysis/benchmark.py --backend triton"
     python3 -c 'import mmengine.model, mmengine.registry, mmmobilemamba; print("imports ok")'
 } > "$OUT/env.log" 2>&1
 case "$PHASE" in
-tests)  # about 6.5 min on an H200 with 16 cores
-    timeout 540 python3 -m pytest -p no:cacheprovider -v -rA -n 14 --durations=40 \
+tests)  # about 8 min on an H200 with 16 cores
+    timeout 570 python3 -m pytest -p no:cacheprovider -v -rA -n 14 --durations=40 \
         tests/test_tools/test_toy_runs_cuda.py tests/test_deployment/test_cuda_deployment.py \
+        tests/test_engine/test_cuda_graph_train_step_cuda.py \
         tests/test_ops/test_scan_triton.py tests/test_ops/test_scan_mamba_ssm_cuda.py \
         tests/test_ops/test_scan_backends.py tests/test_models/test_losses.py "$@" \
         > "$OUT/tests.log" 2>&1

@@ -4,12 +4,9 @@ The task library follows from the config's ``default_scope`` (mmpretrain, mmdet,
 """
 import argparse
 
-import torch
-from mmengine.config import Config
-
 import mmmobilemamba  # noqa: F401  (registers our modules)
 from mmmobilemamba.utils import check_dataset_paths
-from mmmobilemamba.utils.run_config import add_launch_args, build_runner, load_run_config
+from mmmobilemamba.utils.run_config import add_launch_args, build_runner, build_train_cfg
 
 
 def parse_args() -> argparse.Namespace:
@@ -26,41 +23,16 @@ def parse_args() -> argparse.Namespace:
                         'overflows; float16 for GPUs without bfloat16, e.g. V100, T4)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by total batch size / auto_scale_lr.base_batch_size')
+    parser.add_argument('--cuda-graph', action='store_true',
+                        help='replay each training step as one CUDA graph (one GPU, fixed '
+                        'batch shapes, fp32 or --amp bfloat16; CUDAGraphTrainStepHook)')
     add_launch_args(parser, 'train_cfg.max_iters=10')
     return parser.parse_args()
 
 
-def build_cfg(args: argparse.Namespace) -> Config:
-    cfg = load_run_config(args)
-    if args.amp_dtype and not args.amp:
-        raise ValueError('--amp-dtype needs --amp.')
-    if args.amp:
-        dtype = cfg.optim_wrapper.get('dtype')
-        if args.amp_dtype and dtype and args.amp_dtype != dtype:
-            raise ValueError(f'--amp-dtype {args.amp_dtype} contradicts the config\'s '
-                             f'optim_wrapper.dtype={dtype!r}; give one of them.')
-        dtype = args.amp_dtype or dtype or 'bfloat16'
-        if (dtype == 'bfloat16' and torch.cuda.is_available()
-                and not torch.cuda.is_bf16_supported()):
-            raise ValueError(f'--amp: {torch.cuda.get_device_name()} has no bfloat16 support; '
-                             'train with --amp --amp-dtype float16.')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-        cfg.optim_wrapper.dtype = dtype
-    if args.auto_scale_lr:
-        if 'auto_scale_lr' not in cfg:
-            raise KeyError(f'--auto-scale-lr needs an "auto_scale_lr" entry in {args.config}.')
-        cfg.auto_scale_lr.enable = True
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume:
-        cfg.resume, cfg.load_from = True, args.resume
-    return cfg
-
-
 def main() -> None:
     args = parse_args()
-    cfg = build_cfg(args)
+    cfg = build_train_cfg(args)
     check_dataset_paths(cfg, splits=('train_dataloader', 'val_dataloader'))
     runner = build_runner(cfg)
     runner.train()

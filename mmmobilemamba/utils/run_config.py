@@ -38,6 +38,39 @@ def load_run_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def build_train_cfg(args: argparse.Namespace) -> Config:
+    """tools/train.py's config: :func:`load_run_config` plus its --amp, --amp-dtype,
+    --cuda-graph, --auto-scale-lr and --resume flags."""
+    cfg = load_run_config(args)
+    if args.amp_dtype and not args.amp:
+        raise ValueError('--amp-dtype needs --amp.')
+    if args.amp:
+        dtype = cfg.optim_wrapper.get('dtype')
+        if args.amp_dtype and dtype and args.amp_dtype != dtype:
+            raise ValueError(f'--amp-dtype {args.amp_dtype} contradicts the config\'s '
+                             f'optim_wrapper.dtype={dtype!r}; give one of them.')
+        dtype = args.amp_dtype or dtype or 'bfloat16'
+        if (dtype == 'bfloat16' and torch.cuda.is_available()
+                and not torch.cuda.is_bf16_supported()):
+            raise ValueError(f'--amp: {torch.cuda.get_device_name()} has no bfloat16 support; '
+                             'train with --amp --amp-dtype float16.')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        cfg.optim_wrapper.dtype = dtype
+    if getattr(args, 'cuda_graph', False):
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+            dict(type='CUDAGraphTrainStepHook')]
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg:
+            raise KeyError(f'--auto-scale-lr needs an "auto_scale_lr" entry in {args.config}.')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume:
+        cfg.resume, cfg.load_from = True, args.resume
+    return cfg
+
+
 def init_cpu_distributed(cfg: Config) -> None:
     """Start torchrun's process group with gloo when the processes have no GPU.
 

@@ -15,7 +15,7 @@ def amp_cfg(import_tool, repo_root, *flags, cfg_options=None):
                               cfg_options=cfg_options, launcher='none', local_rank=0)
     if '--amp-dtype' in flags:
         args.amp_dtype = flags[flags.index('--amp-dtype') + 1]
-    return train.build_cfg(args).optim_wrapper
+    return train.build_train_cfg(args).optim_wrapper
 
 
 def test_amp_defaults_to_bfloat16_with_dynamic_loss_scaling(import_tool, repo_root):

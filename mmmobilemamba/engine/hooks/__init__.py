@@ -1,6 +1,8 @@
 from .check_invalid_loss_hook import CheckFiniteLossHook
+from .cuda_graph_train_step_hook import CUDAGraphTrainStepHook
 from .random_state_hook import RandomStateHook
 from .rank_mean_loss_hook import RankMeanLossHook
 from .switch_to_deploy_hook import SwitchToDeployHook
 
-__all__ = ['CheckFiniteLossHook', 'RandomStateHook', 'RankMeanLossHook', 'SwitchToDeployHook']
+__all__ = ['CheckFiniteLossHook', 'CUDAGraphTrainStepHook', 'RandomStateHook', 'RankMeanLossHook',
+           'SwitchToDeployHook']
