@@ -1,0 +1,176 @@
+"""End-to-end training speed of a classification config, the way tools/train.py runs it.
+
+The real config (its pipeline, Mixup/CutMix, EMA, clipping, schedule and hooks) goes through
+MMEngine's Runner on a folder of ImageNet-like JPEGs (written once: ``--images`` files of
+400-520 x 300-400 px, ~70 KiB, 1000 classes). Validation and checkpoints are off. Reported:
+the train data loader alone (its ceiling) and training, both in img/s after ``--warmup``
+iterations, plus training's mean data_time. ``--amp``, ``--amp-dtype`` and ``--cuda-graph``
+are tools/train.py's. The bare step's ceiling: tools/analysis/benchmark.py --train.
+
+    python tools/analysis/train_speed.py configs/classification/mobilemamba_s6_8xb128_in1k.py \
+        --data /tmp/jpeg-imagenet --workers 14 --amp --cuda-graph
+"""
+import argparse
+import json
+import os.path as osp
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+import mmmobilemamba  # noqa: F401  (registers our modules)
+from mmmobilemamba.datasets.jpeg_imagenet import make_jpeg_imagenet
+from mmmobilemamba.utils.run_config import add_launch_args, build_runner, build_train_cfg
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+class ThroughputHook(Hook):
+    """Wall time of the training iterations after the first ``warmup``; stops training at
+    the end of the epoch that completes ``warmup + iters`` (the schedule stays the
+    config's)."""
+
+    priority = 'LOWEST'
+
+    def __init__(self, warmup: int, iters: int, profile: Optional[str] = None) -> None:
+        self.warmup, self.total, self.profile = warmup, warmup + iters, profile
+        self.t0, self.seconds, self.iters, self.profiler = None, None, 0, None
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 == self.warmup:
+            _sync()
+            self.t0 = time.perf_counter()
+            if self.profile:
+                self.profiler = torch.profiler.profile(activities=[
+                    torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA])
+                self.profiler.start()
+        elif runner.iter + 1 == self.warmup + 5:
+            self._write_profile()
+
+    def _write_profile(self) -> None:
+        if self.profiler is None:
+            return
+        _sync()
+        self.profiler.stop()
+        with open(self.profile, 'w') as f:
+            for key in ('cpu_time_total', 'self_cpu_time_total', 'cuda_time_total'):
+                f.write(f'--- up to 5 iterations, by {key} ---\n' + self.profiler
+                        .key_averages().table(sort_by=key, row_limit=40,
+                                              max_name_column_width=70))
+        self.profiler = None
+
+    def after_train_epoch(self, runner) -> None:
+        if runner.iter >= self.total:
+            runner.train_loop.stop_training = True
+
+    def after_train(self, runner) -> None:
+        self._write_profile()
+        _sync()
+        if self.t0 is not None:
+            self.seconds = time.perf_counter() - self.t0
+            self.iters = runner.iter - self.warmup
+
+
+def loader_speed(cfg, warmup: int, iters: int) -> float:
+    """img/s of the train data loader alone (its workers, its pipeline, no model)."""
+    loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+    batches = iter(loader)
+    for _ in range(warmup):
+        next(batches)
+    t0 = time.perf_counter()
+    n = sum(len(next(batches)['inputs']) for _ in range(iters))
+    seconds = time.perf_counter() - t0
+    del batches, loader
+    return n / seconds
+
+
+def benchmark_cfg(args: argparse.Namespace):
+    """tools/train.py's config on the JPEG folder, without validation or checkpoints."""
+    cfg = build_train_cfg(args)
+    if cfg.get('default_scope') != 'mmpretrain':
+        raise ValueError(f'{args.config} is not a classification config; detection and '
+                         'segmentation speed: benchmarks/downstream_timing.py.')
+    loader = cfg.train_dataloader
+    loader.dataset.update(data_root=args.data, split='train', ann_file='', data_prefix='')
+    if args.workers is not None:
+        loader.num_workers = args.workers
+        loader.persistent_workers = args.workers > 0
+    if args.batch_size:
+        loader.batch_size = args.batch_size
+    if args.images < loader.batch_size:
+        raise ValueError(f'--images {args.images} is less than one batch of '
+                         f'{loader.batch_size}.')
+    cfg.train_cfg.pop('val_interval', None)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
+    cfg.default_hooks.checkpoint = None
+    return cfg
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('config')
+    p.add_argument('--data', required=True, help='JPEG folder (written if missing)')
+    p.add_argument('--images', type=int, default=6400)
+    p.add_argument('--workers', type=int, default=None, help="default: the config's")
+    p.add_argument('--batch-size', type=int, default=None, help="default: the config's")
+    p.add_argument('--warmup', type=int, default=10, help='iterations before timing')
+    p.add_argument('--iters', type=int, default=40, help='timed iterations (at least)')
+    p.add_argument('--amp', action='store_true')
+    p.add_argument('--amp-dtype', choices=['bfloat16', 'float16'])
+    p.add_argument('--cuda-graph', action='store_true')
+    p.add_argument('--skip-loader', action='store_true', help='do not time the loader alone')
+    p.add_argument('--work-dir', default=None)
+    p.add_argument('--json', default=None, help='append the result as one JSON line')
+    p.add_argument('--profile', default=None,
+                   help='write torch.profiler tables of 5 iterations after the warm-up here '
+                   '(their time then counts in the timed span)')
+    add_launch_args(p, 'default_hooks.logger.interval=10')
+    args = p.parse_args(argv)
+    args.resume, args.auto_scale_lr = None, False
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
+    args = parse_args(argv)
+    kib = make_jpeg_imagenet(args.data, args.images)
+    cfg = benchmark_cfg(args)
+    result: Dict[str, object] = dict(
+        config=osp.basename(args.config), images=args.images, jpeg_kib=kib,
+        batch=cfg.train_dataloader.batch_size, workers=cfg.train_dataloader.num_workers,
+        precision=cfg.optim_wrapper.get('dtype', 'float32') if args.amp else 'float32',
+        cuda_graph=args.cuda_graph,
+        card=torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')
+    if not args.skip_loader:
+        result['loader_img_s'] = loader_speed(cfg, args.warmup, args.iters)
+    runner = build_runner(cfg)
+    timer = ThroughputHook(args.warmup, args.iters, args.profile)
+    runner.register_hook(timer)
+    runner.train()
+    if timer.seconds is None:
+        raise RuntimeError('training ended within the warm-up; raise --images or --iters.')
+    result['train_img_s'] = timer.iters * result['batch'] / timer.seconds
+    result['timed_iters'] = timer.iters
+    data_time = runner.message_hub.get_scalar('train/data_time').data[0]
+    result['data_time_ms'] = 1e3 * float(np.mean(data_time[-timer.iters:]))
+    print(json.dumps(result))
+    loader = (f"{result['loader_img_s']:.0f}" if 'loader_img_s' in result else '-')
+    print('| config | precision | CUDA graph | batch | workers | loader alone img/s '
+          '| train img/s | data_time ms |')
+    print('|---|---|---|---|---|---|---|---|')
+    print(f"| {result['config']} | {result['precision']} | {args.cuda_graph} | "
+          f"{result['batch']} | {result['workers']} | {loader} | "
+          f"{result['train_img_s']:.0f} | {result['data_time_ms']:.1f} |")
+    if args.json:
+        with open(args.json, 'a') as f:
+            f.write(json.dumps(result) + '\n')
+    return result
+
+
+if __name__ == '__main__':
+    main()
