@@ -11,7 +11,8 @@ train_cfg = dict(max_iters=max_iters, val_interval=16000)
 default_hooks = dict(checkpoint=dict(interval=16000))
 optim_wrapper = dict(
     _delete_=True, type='OptimWrapper', optimizer=_base_.optim_wrapper.optimizer,
-    paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.)}))
+    paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.)}),
+    constructor='MergedGroupsOptimWrapperConstructor')  # two groups, not one per parameter
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(type='CosineAnnealingLR', T_max=max_iters // 2, eta_min=0, by_epoch=False,

@@ -6,4 +6,5 @@ model = dict(data_preprocessor=dict(size=_base_.crop_size),
              decode_head=dict(num_classes=_base_.num_classes, norm_cfg=norm_cfg))
 optim_wrapper = dict(  # fpn_mobilemamba_b4.py's: no clipping, 10x lr for the decode head
     _delete_=True, type='OptimWrapper', optimizer=_base_.optim_wrapper.optimizer,
-    paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.)}))
+    paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.)}),
+    constructor='MergedGroupsOptimWrapperConstructor')  # two groups, not one per parameter

@@ -1,3 +1,4 @@
 from .hooks import SwitchToDeployHook
+from .optimizers import MergedGroupsOptimWrapperConstructor
 
-__all__ = ['SwitchToDeployHook']
+__all__ = ['MergedGroupsOptimWrapperConstructor', 'SwitchToDeployHook']

@@ -34,8 +34,10 @@ val_dataloader = dict(batch_size=128, num_workers=8, persistent_workers=True)
 test_dataloader = val_dataloader
 
 # schedule: AdamW lr 1.5e-3 for 1024 images (--auto-scale-lr rescales it), no weight decay
-# on norms, biases and 1-D parameters (as timm's optimizer factory), grad-norm clip 5.
+# on norms, biases and 1-D parameters (as timm's optimizer factory), grad-norm clip 5. The
+# constructor merges mmengine's per-parameter groups into those two.
 optim_wrapper = dict(
+    constructor='MergedGroupsOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=1.5e-3, weight_decay=0.05, eps=1e-8, betas=(0.9, 0.999)),
     paramwise_cfg=dict(
         _delete_=True, norm_decay_mult=0.0, bias_decay_mult=0.0, flat_decay_mult=0.0),

@@ -1,0 +1,3 @@
+from .merged_groups_constructor import MergedGroupsOptimWrapperConstructor
+
+__all__ = ['MergedGroupsOptimWrapperConstructor']
