@@ -28,8 +28,11 @@ model = dict(
         augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)],
         probs=[0.5, 0.5]))
 
-# data: 128 images per GPU
-train_dataloader = dict(batch_size=128, num_workers=8, persistent_workers=True, drop_last=True)
+# data: 128 images per GPU. The fixed-size training crops are stacked in the workers
+# (default_collate), so the data preprocessor flips and normalises the batch at once, not each
+# image with its own kernels.
+train_dataloader = dict(batch_size=128, num_workers=8, persistent_workers=True, drop_last=True,
+                        collate_fn=dict(type='default_collate'))
 val_dataloader = dict(batch_size=128, num_workers=8, persistent_workers=True)
 test_dataloader = val_dataloader
 
