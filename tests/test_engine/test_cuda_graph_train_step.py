@@ -70,7 +70,8 @@ def test_cuda_graph_without_a_gpu_names_the_fix(toy_imagenet, tmp_path, run_tool
                                                 data_root_options):
     out = run_tool('tools/train.py', 'configs/classification/mobilemamba_t2_8xb128_in1k_toy.py',
                    '--cuda-graph', '--work-dir', str(tmp_path), '--cfg-options',
-                   'train_dataloader.batch_size=4', *data_root_options(toy_imagenet), check=False, timeout=300)
+                   'train_dataloader.batch_size=4', *data_root_options(toy_imagenet),
+                   check=False, timeout=300)
     assert out.returncode != 0
     assert 'CUDAGraphTrainStepHook needs a CUDA device' in out.output
     assert 'Train without --cuda-graph' in out.output
@@ -85,3 +86,25 @@ def test_cuda_graph_flag_adds_the_hook(import_tool, repo_root):
     cfg = train.build_train_cfg(args)
     assert [h['type'] for h in cfg.custom_hooks] == ['EMAHook', 'CUDAGraphTrainStepHook']
     assert cfg.custom_hooks[0]['ema_type'] == 'ForeachExponentialMovingAverage'
+
+
+@pytest.mark.parametrize('update_buffers', [True, False])
+def test_channels_last_takes_the_ema_copy_along(update_buffers):
+    from mmengine.hooks import EMAHook
+    from mmengine.model import ExponentialMovingAverage
+
+    from mmmobilemamba.engine.hooks.cuda_graph_train_step_hook import to_channels_last
+    model = small_model()
+    hook = EMAHook()
+    hook.ema_model = ExponentialMovingAverage(model, momentum=0.5,
+                                              update_buffers=update_buffers)
+    to_channels_last(model, [hook])
+    ema = hook.ema_model
+    for p, q in zip(model.parameters(), ema.module.parameters()):
+        assert q.stride() == p.stride()
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    ema.update_parameters(model)  # the first update copies
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    ema.update_parameters(model)
+    torch.testing.assert_close(ema.module[0].weight, model[0].weight - 0.5)

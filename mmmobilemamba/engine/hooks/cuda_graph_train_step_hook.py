@@ -4,7 +4,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseAveragedModel, is_model_wrapper
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import HOOKS
 from torch import nn
@@ -14,12 +14,26 @@ HYPERPARAMETERS = ('weight_decay', 'betas', 'eps', 'amsgrad', 'maximize',
                    'decoupled_weight_decay')
 
 
+def to_channels_last(model: nn.Module, hooks: List[Hook]) -> None:
+    """Put ``model`` and the EMA copies of ``hooks`` (``EMAHook``) in channels-last memory
+    format. The copies follow so that the multi-tensor EMA update finds equal strides (its
+    fast path); their ``avg_parameters`` then point at the converted tensors."""
+    model.to(memory_format=torch.channels_last)
+    for hook in hooks:
+        averaged = getattr(hook, 'ema_model', None)
+        if isinstance(averaged, BaseAveragedModel):
+            averaged.module.to(memory_format=torch.channels_last)
+            averaged.avg_parameters = (averaged.module.state_dict() if averaged.update_buffers
+                                       else dict(averaged.module.named_parameters()))
+
+
 class GroupedAdam:
     """The optimizer's Adam/AdamW update as one fused kernel per set of param groups that
     share their hyperparameters, with the learning rate read from a device tensor.
 
-    mmengine's ``paramwise_cfg`` makes one param group per parameter (~400 for MobileMamba);
-    stepping them one by one puts thousands of small kernels into the graph. Groups with the
+    mmengine's ``paramwise_cfg`` makes one param group per parameter (303 for S6) unless
+    ``MergedGroupsOptimWrapperConstructor`` merges them; stepping them one by one would put
+    thousands of small kernels into the graph. Groups with the
     same ``initial_lr`` and hyperparameters always get the same learning rate from
     mmengine's schedulers, so each set takes one ``torch.optim.adam.adam(fused=True)`` call.
     The optimizer keeps its groups and its state (``exp_avg``, ``exp_avg_sq``, ``step``), so
@@ -37,9 +51,8 @@ class GroupedAdam:
             if group.get('differentiable') or isinstance(group['lr'], torch.Tensor):
                 raise ValueError('CUDAGraphTrainStepHook needs float learning rates and a '
                                  'non-differentiable optimizer.')
-            key = (group.get('initial_lr', group['lr']), ) + tuple(
-                group.get(k) for k in HYPERPARAMETERS)
-            sets[key].append(group)
+            sets[(group.get('initial_lr', group['lr']), ) + self._hyperparameters(group)
+                 ].append(group)
         self.sets = list(sets.values())
         self.hyperparameters = [self._hyperparameters(s[0]) for s in self.sets]
         device = optimizer.param_groups[0]['params'][0].device
@@ -104,7 +117,7 @@ class CUDAGraphTrainStep:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.dtype = optim_wrapper.cast_dtype if isinstance(optim_wrapper,
                                                             AmpOptimWrapper) else None
-        self.optimizer = GroupedAdam(optim_wrapper.optimizer)
+        self.adam = GroupedAdam(optim_wrapper.optimizer)
         self.calls = 0
         self.graph: Optional[torch.cuda.CUDAGraph] = None
         self.stream = torch.cuda.Stream()
@@ -137,7 +150,7 @@ class CUDAGraphTrainStep:
             self.fields[key].copy_(value)
 
     def _step(self) -> Tuple[dict, Optional[torch.Tensor]]:
-        self.optimizer.optimizer.zero_grad(set_to_none=True)  # backward allocates in-graph
+        self.adam.optimizer.zero_grad(set_to_none=True)  # backward allocates in-graph
         with torch.autocast('cuda', dtype=self.dtype or torch.float32,
                             enabled=self.dtype is not None, cache_enabled=False):
             losses = self.model._run_forward(
@@ -146,17 +159,18 @@ class CUDAGraphTrainStep:
         loss.backward()
         grad_norm = None
         if getattr(self.optim_wrapper, 'clip_grad_kwargs', None):
-            params = [p for g in self.optimizer.optimizer.param_groups for p in g['params']
+            params = [p for g in self.adam.optimizer.param_groups for p in g['params']
                       if p.grad is not None]
-            grad_norm = self.optim_wrapper.clip_func(params, **self.optim_wrapper.clip_grad_kwargs)
-        self.optimizer.step()
+            grad_norm = self.optim_wrapper.clip_func(params,
+                                                     **self.optim_wrapper.clip_grad_kwargs)
+        self.adam.step()
         return log_vars, grad_norm
 
     def __call__(self, data: dict, optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
         with optim_wrapper.optim_context(self.model):
             data = self.model.data_preprocessor(data, True)
         self._copy_in(data)
-        self.optimizer.update_lr()
+        self.adam.update_lr()
         if self.calls < self.warmup:
             self.stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(self.stream):
@@ -182,9 +196,9 @@ class CUDAGraphTrainStepHook(Hook):
     """Replace ``model.train_step`` by a CUDA-graph replay of the whole step.
 
     A MobileMamba classifier is small: its eager step launches thousands of kernels and the
-    GPU waits for the host (1.9k img/s eager against 7.8k as one graph for S6 bf16 on an
-    H200, docs/benchmarks.md). Logging, the finite-loss check, EMA, checkpoints, validation
-    and resume see the usual outputs and optimizer state.
+    GPU waits for the host (the bare S6 bf16 step: 1.8k img/s eager on an H200, 7.5k as one
+    graph on an H100; docs/benchmarks.md). Logging, the finite-loss check, EMA, checkpoints,
+    validation and resume see the usual outputs and optimizer state.
 
     Needs one CUDA device (no DDP), the same batch shapes every iteration (classification:
     fixed crops, ``drop_last=True``), float32 or bfloat16 AMP (float16's GradScaler checks
@@ -230,7 +244,7 @@ class CUDAGraphTrainStepHook(Hook):
                 f'{optim_wrapper.cast_dtype}: float16 needs a GradScaler, whose inf check '
                 'syncs with the host each step. Use --amp --amp-dtype bfloat16.')
         if self.channels_last:
-            model.to(memory_format=torch.channels_last)
+            to_channels_last(model, runner.hooks)
         model.train_step = CUDAGraphTrainStep(model, optim_wrapper, self.warmup,
                                               self.channels_last)
 
