@@ -13,6 +13,8 @@
 #                                                # triton against mamba_ssm (where built)
 #   bash benchmarks/gpu.sh inference [ARGS]      # compiled img/s of every variant, fp32/bf16
 #   bash benchmarks/gpu.sh training [ARGS]       # S6 training step, eager and one CUDA graph
+#   bash benchmarks/gpu.sh train-speed [ARGS]    # S6 through the Runner from JPEG files: the
+#                                                # loader alone, eager and --cuda-graph, fp32/bf16
 #
 # ARGS go to tools/analysis/benchmark.py after the phase's own, so a later --arch, --amp or
 # --runs overrides the phase's: e.g. `inference --arch b2 b4`. On an H100 compiling one
@@ -21,8 +23,9 @@
 set -u
 PHASE=${1:-}
 case "$PHASE" in
-tests|scan|inference|training|downstream) shift ;;
-*) echo "usage: bash benchmarks/gpu.sh tests|scan|inference|training|downstream [ARGS] (got '$PHASE')" >&2
+tests|scan|inference|training|train-speed|downstream) shift ;;
+*) echo "usage: bash benchmarks/gpu.sh tests|scan|inference|training|train-speed|downstream [ARGS]" \
+        "(got '$PHASE')" >&2
    exit 2 ;;
 esac
 cd "$(dirname "$0")/.."
@@ -34,7 +37,7 @@ if ! python3 -c 'import mmengine' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; 
     export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # the package, without installing it
-if [ "$PHASE" = tests ] || [ "$PHASE" = downstream ]; then
+if [ "$PHASE" = tests ] || [ "$PHASE" = downstream ] || [ "$PHASE" = train-speed ]; then
     # mmcv with CUDA ops (built once per machine from .whl/mmcv-2.1.0.tar.gz, or from PyPI)
     python3 -c 'import mmcv.ops' 2>/dev/null || bash tools/build_cuda_wheels.sh \
         $(ls .whl/mmcv-*.tar.gz >/dev/null 2>&1 && echo --sdist-dir .whl) --target /tmp/site \
@@ -86,4 +89,14 @@ training)
         timeout 90 $B --arch s6 --amp none bf16 --channels-last --train --cuda-graph --runs 2 "$@"
     } > "$OUT/bench.log" 2>&1
     grep -E '^(arch|[tsb][0-9] )' "$OUT/bench.log" ;;
+train-speed)  # about 3 min on an H200 with 16 cores; ARGS go to each train_speed.py run
+    S="python3 tools/analysis/train_speed.py configs/classification/mobilemamba_s6_8xb128_in1k.py
+       --data /tmp/jpeg --workers 14 --work-dir /tmp/train_speed --json $OUT/train_speed.json"
+    {
+        timeout 120 $S --amp "$@"
+        timeout 120 $S --skip-loader "$@"
+        timeout 120 $S --skip-loader --amp --cuda-graph "$@"
+        timeout 120 $S --skip-loader --cuda-graph "$@"
+    } > "$OUT/train_speed.log" 2>&1
+    grep -E '^\| mobile|Error' "$OUT/train_speed.log" ;;
 esac
