@@ -108,3 +108,33 @@ def test_channels_last_takes_the_ema_copy_along(update_buffers):
         model[0].weight.add_(1.0)
     ema.update_parameters(model)
     torch.testing.assert_close(ema.module[0].weight, model[0].weight - 0.5)
+
+
+def test_static_batch_takes_each_iterations_values_and_refuses_other_shapes():
+    from mmengine.optim import OptimWrapper
+    from mmpretrain.structures import DataSample
+
+    from mmmobilemamba.engine.hooks.cuda_graph_train_step_hook import CUDAGraphTrainStep
+    model = small_model()
+    wrapper = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
+    step = CUDAGraphTrainStep(model, wrapper, warmup=1, channels_last=True)
+
+    def batch(n=4, size=8):
+        samples = [DataSample().set_gt_label(i % 3).set_gt_score(torch.rand(3))
+                   for i in range(n)]
+        return dict(inputs=torch.randn(n, 3, size, size), data_samples=samples)
+
+    for _ in range(2):  # the buffers are made once, then refilled
+        data = batch()
+        step._copy_in(data)
+        assert torch.equal(step.inputs, data['inputs'])
+        assert step.inputs.is_contiguous(memory_format=torch.channels_last)
+        for static, sample in zip(step.samples, data['data_samples']):
+            assert torch.equal(static.gt_score, sample.gt_score)
+            assert torch.equal(static.gt_label, sample.gt_label)
+    scores = step.fields['gt_score']
+    assert step.samples[1].gt_score.data_ptr() == scores[1].data_ptr()  # views, not copies
+    with pytest.raises(RuntimeError, match='drop_last=True'):
+        step._copy_in(batch(n=3))
+    with pytest.raises(RuntimeError, match='a fixed crop size'):
+        step._copy_in(batch(size=10))

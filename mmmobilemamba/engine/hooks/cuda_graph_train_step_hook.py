@@ -120,7 +120,7 @@ class CUDAGraphTrainStep:
         self.adam = GroupedAdam(optim_wrapper.optimizer)
         self.calls = 0
         self.graph: Optional[torch.cuda.CUDAGraph] = None
-        self.stream = torch.cuda.Stream()
+        self.stream: Optional[torch.cuda.Stream] = None  # made at the first warm-up call
         self.inputs: Optional[torch.Tensor] = None
         self.samples: list = []
         self.fields: Dict[str, torch.Tensor] = {}
@@ -172,6 +172,7 @@ class CUDAGraphTrainStep:
         self._copy_in(data)
         self.adam.update_lr()
         if self.calls < self.warmup:
+            self.stream = self.stream or torch.cuda.Stream()
             self.stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(self.stream):
                 self.outputs = self._step()
