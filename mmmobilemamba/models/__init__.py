@@ -14,6 +14,6 @@ for _library in ('mmpretrain', 'mmdet'):
                       f'{library_error(_library)}.')
 if library_error('mmpretrain') is None:
     from . import heads  # noqa: F401
-    from . import classifiers  # noqa: F401
+    from . import classifiers, data_preprocessors  # noqa: F401
 if library_error('mmdet') is None:
     from . import dense_heads, losses, necks  # noqa: F401

@@ -40,7 +40,7 @@ def load_run_config(args: argparse.Namespace) -> Config:
 
 def build_train_cfg(args: argparse.Namespace) -> Config:
     """tools/train.py's config: :func:`load_run_config` plus its --amp, --amp-dtype,
-    --cuda-graph, --auto-scale-lr and --resume flags."""
+    --gpu-augment, --cuda-graph, --auto-scale-lr and --resume flags."""
     cfg = load_run_config(args)
     if args.amp_dtype and not args.amp:
         raise ValueError('--amp-dtype needs --amp.')
@@ -57,6 +57,9 @@ def build_train_cfg(args: argparse.Namespace) -> Config:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
         cfg.optim_wrapper.dtype = dtype
+    if getattr(args, 'gpu_augment', False):
+        from ..models.data_preprocessors import use_gpu_augment
+        use_gpu_augment(cfg)
     if getattr(args, 'cuda_graph', False):
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
             dict(type='CUDAGraphTrainStepHook')]
