@@ -14,7 +14,8 @@
 #   bash benchmarks/gpu.sh inference [ARGS]      # compiled img/s of every variant, fp32/bf16
 #   bash benchmarks/gpu.sh training [ARGS]       # S6 training step, eager and one CUDA graph
 #   bash benchmarks/gpu.sh train-speed [ARGS]    # S6 through the Runner from JPEG files: the
-#                                                # loader alone, eager and --cuda-graph, fp32/bf16
+#                                                # loader alone, eager, --cuda-graph and
+#                                                # --gpu-augment --cuda-graph, fp32/bf16
 #
 # ARGS go to tools/analysis/benchmark.py after the phase's own, so a later --arch, --amp or
 # --runs overrides the phase's: e.g. `inference --arch b2 b4`. On an H100 compiling one
@@ -24,8 +25,8 @@ set -u
 PHASE=${1:-}
 case "$PHASE" in
 tests|scan|inference|training|train-speed|downstream) shift ;;
-*) echo "usage: bash benchmarks/gpu.sh tests|scan|inference|training|train-speed|downstream [ARGS]" \
-        "(got '$PHASE')" >&2
+*) echo "usage: bash benchmarks/gpu.sh" \
+        "tests|scan|inference|training|train-speed|downstream [ARGS] (got '$PHASE')" >&2
    exit 2 ;;
 esac
 cd "$(dirname "$0")/.."
@@ -65,7 +66,8 @@ case "$PHASE" in
 tests)  # about 8 min on an H200 with 16 cores
     timeout 570 python3 -m pytest -p no:cacheprovider -v -rA -n 14 --durations=40 \
         tests/test_tools/test_toy_runs_cuda.py tests/test_deployment/test_cuda_deployment.py \
-        tests/test_engine/test_cuda_graph_train_step_cuda.py \
+        tests/test_engine/test_cuda_graph_train_step_cuda.py tests/test_models/test_gpu_augment.py \
+        tests/test_models/test_gpu_augment_cls_data_preprocessor.py \
         tests/test_ops/test_scan_triton.py tests/test_ops/test_scan_mamba_ssm_cuda.py \
         tests/test_ops/test_scan_backends.py tests/test_models/test_losses.py "$@" \
         > "$OUT/tests.log" 2>&1
@@ -89,7 +91,7 @@ training)
         timeout 90 $B --arch s6 --amp none bf16 --channels-last --train --cuda-graph --runs 2 "$@"
     } > "$OUT/bench.log" 2>&1
     grep -E '^(arch|[tsb][0-9] )' "$OUT/bench.log" ;;
-train-speed)  # about 3 min on an H200 with 16 cores; ARGS go to each train_speed.py run
+train-speed)  # about 4 min on an H200 with 16 cores; ARGS go to each train_speed.py run
     S="python3 tools/analysis/train_speed.py configs/classification/mobilemamba_s6_8xb128_in1k.py
        --data /tmp/jpeg --workers 14 --work-dir /tmp/train_speed --json $OUT/train_speed.json"
     {
@@ -97,6 +99,8 @@ train-speed)  # about 3 min on an H200 with 16 cores; ARGS go to each train_spee
         timeout 120 $S --skip-loader "$@"
         timeout 120 $S --skip-loader --amp --cuda-graph "$@"
         timeout 120 $S --skip-loader --cuda-graph "$@"
+        timeout 120 $S --skip-loader --amp --cuda-graph --gpu-augment "$@"
+        timeout 120 $S --skip-loader --cuda-graph --gpu-augment "$@"
     } > "$OUT/train_speed.log" 2>&1
     grep -E '^\| mobile|Error' "$OUT/train_speed.log" ;;
 esac
