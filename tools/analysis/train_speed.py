@@ -5,7 +5,8 @@ MMEngine's Runner on a folder of ImageNet-like JPEGs (written once: ``--images``
 400-520 x 300-400 px, ~70 KiB, 1000 classes). Validation and checkpoints are off. Reported:
 the train data loader alone (its ceiling) and training, both in img/s after ``--warmup``
 iterations, plus training's mean data_time. ``--amp``, ``--amp-dtype``, ``--gpu-augment`` and
-``--cuda-graph`` are tools/train.py's. The bare step's ceiling: tools/analysis/benchmark.py --train.
+``--cuda-graph`` are tools/train.py's (with ``--gpu-augment`` the loader alone only reads
+bytes). The bare step's ceiling: tools/analysis/benchmark.py --train.
 
     python tools/analysis/train_speed.py configs/classification/mobilemamba_s6_8xb128_in1k.py \
         --data /tmp/jpeg-imagenet --workers 14 --amp --cuda-graph
@@ -24,6 +25,7 @@ from mmengine.runner import Runner
 import mmmobilemamba  # noqa: F401  (registers our modules)
 from mmmobilemamba.datasets.jpeg_imagenet import make_jpeg_imagenet
 from mmmobilemamba.utils.run_config import add_launch_args, build_runner, build_train_cfg
+
 
 def _sync() -> None:
     if torch.cuda.is_available():
