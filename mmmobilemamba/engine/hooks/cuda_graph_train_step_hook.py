@@ -33,11 +33,11 @@ class GroupedAdam:
 
     mmengine's ``paramwise_cfg`` makes one param group per parameter (303 for S6) unless
     ``MergedGroupsOptimWrapperConstructor`` merges them; stepping them one by one would put
-    thousands of small kernels into the graph. Groups with the
-    same ``initial_lr`` and hyperparameters always get the same learning rate from
-    mmengine's schedulers, so each set takes one ``torch.optim.adam.adam(fused=True)`` call.
-    The optimizer keeps its groups and its state (``exp_avg``, ``exp_avg_sq``, ``step``), so
-    checkpoints are those of the eager run and resume either way.
+    thousands of small kernels into the graph. Groups with the same ``initial_lr`` and
+    hyperparameters always get the same learning rate from mmengine's schedulers, so each
+    set takes one ``torch.optim.adam.adam(fused=True)`` call. The optimizer keeps its groups
+    and its state (``exp_avg``, ``exp_avg_sq``, ``step``), so checkpoints are those of the
+    eager run and resume either way.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:

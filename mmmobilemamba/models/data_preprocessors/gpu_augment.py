@@ -90,7 +90,7 @@ def invert(img: Tensor, _: Optional[Tensor] = None) -> Tensor:
 def _lookup(img: Tensor, lut: Tensor) -> Tensor:
     """Per image and channel lookup: ``lut`` is (N, 3, 256)."""
     n, c, h, w = img.shape
-    return lut.gather(2, img.view(n, c, -1).long()).view(n, c, h, w)
+    return lut.gather(2, img.reshape(n, c, -1).long()).view(n, c, h, w)
 
 
 def auto_contrast(img: Tensor, _: Optional[Tensor] = None) -> Tensor:
@@ -107,7 +107,7 @@ def auto_contrast(img: Tensor, _: Optional[Tensor] = None) -> Tensor:
 def equalize(img: Tensor, _: Optional[Tensor] = None) -> Tensor:
     """mmcv.imequalize: each channel's histogram equalised with Pillow's step rule."""
     n, c = img.shape[:2]
-    flat = img.view(n * c, -1).long()
+    flat = img.reshape(n * c, -1).long()
     hist = torch.zeros(n * c, 256, dtype=torch.long, device=img.device)
     hist.scatter_add_(1, flat, torch.ones_like(flat))
     last = hist.gather(1, flat.amax(1, keepdim=True))
