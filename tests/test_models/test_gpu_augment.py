@@ -161,3 +161,12 @@ def test_unsupported_transforms_are_named():
         GPUTrainAugment([dict(type='RandomResizedCrop', scale=224),
                          dict(type='RandAugment', policies=[dict(type='Cutout', shape=8)],
                               num_policies=1, magnitude_level=9)])
+
+
+def test_builds_in_mmpretrains_scope_whatever_the_current_one():
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmseg'):  # e.g. a segmentation run's
+        augment = GPUTrainAugment([dict(type='RandomResizedCrop', scale=32),
+                                   dict(type='RandomFlip', prob=0.5)])
+    assert [type(t).__name__ for t in augment.transforms] == ['RandomResizedCrop',
+                                                              'RandomFlip']

@@ -288,13 +288,15 @@ class GPUTrainAugment:
     SUPPORTED = ('RandomResizedCrop', 'RandomFlip', 'RandAugment', 'RandomErasing')
 
     def __init__(self, transforms: Sequence[dict]) -> None:
+        from mmengine.registry import DefaultScope
         from mmpretrain.registry import TRANSFORMS
         names = [t['type'] for t in transforms]
         if not names or names[0] != 'RandomResizedCrop' or any(
                 n not in self.SUPPORTED for n in names):
             raise ValueError(f'GPU augmentation runs {self.SUPPORTED} (RandomResizedCrop '
                              f'first), got {names}. Keep this pipeline on the CPU.')
-        self.transforms = [TRANSFORMS.build(dict(t)) for t in transforms]
+        with DefaultScope.overwrite_default_scope('mmpretrain'):  # whatever scope builds us
+            self.transforms = [TRANSFORMS.build(dict(t)) for t in transforms]
         for t in self.transforms:
             for op in getattr(t, 'transforms', []):
                 if type(op).__name__ not in DRAWS:
