@@ -255,13 +255,14 @@ def erase(img: Tensor, patches: List[Tuple[int, Tuple[int, int, int, int]]], mod
     ``fill_std``) or normal noise around ``fill_color`` ('rand'), truncated as NumPy does."""
     dev = img.device
     mean = torch.tensor(fill_color, dtype=torch.float32, device=dev).view(3, 1, 1)
+    if fill_std is not None:
+        std = torch.tensor(fill_std, dtype=torch.float32, device=dev).view(3, 1, 1)
     for i, (top, left, h, w) in patches:
         if mode == 'const':
             patch = mean.to(torch.uint8).expand(3, h, w)
         elif fill_std is None:
             patch = torch.empty(3, h, w, device=dev).uniform_(0, 256).to(torch.uint8)
         else:
-            std = torch.tensor(fill_std, dtype=torch.float32, device=dev).view(3, 1, 1)
             noise = torch.randn(3, h, w, device=dev) * std + mean
             patch = noise.trunc().clamp(0, 255).to(torch.uint8)  # astype(int32), clip
         img[i, :, top:top + h, left:left + w] = patch

@@ -22,10 +22,11 @@ class ForeachExponentialMovingAverage(ExponentialMovingAverage):
 
     def update_parameters(self, model: nn.Module) -> None:
         source = (model.state_dict() if self.update_buffers else dict(model.named_parameters()))
-        if int(self.steps) == 0:
+        steps = int(self.steps)
+        if steps == 0:
             torch._foreach_copy_([p.data for p in self.avg_parameters.values()],
                                  [source[k].data for k in self.avg_parameters])
-        elif int(self.steps) % self.interval == 0:
+        elif steps % self.interval == 0:
             averaged, new = [], []
             for key, p_avg in self.avg_parameters.items():
                 if p_avg.dtype.is_floating_point:
