@@ -35,5 +35,6 @@ def test_forward_and_gradients_match_the_float64_reference(length):
     want = scan_with_grads('torch', inputs, grad_y, 'cuda', torch.float64)
     got = scan_with_grads('mamba_ssm', inputs, grad_y, 'cuda', torch.float32)
     for i, (name, a, b) in enumerate(zip(('y', ) + NAMES, got, want)):
-        err = ((a - b).norm() / b.norm()).item()
+        # at L = 1 the state starts from zero, so A's gradient is exactly 0: matched exactly
+        err = (a - b).norm().item() / max(b.norm().item(), 1e-12)
         assert err <= (1e-4 if i == 0 else 1e-3), (name, length, err)
