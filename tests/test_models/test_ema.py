@@ -29,3 +29,23 @@ def test_foreach_ema_equals_mmengines(update_buffers, interval):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert not torch.equal(b['module.0.weight'], model[0].weight)  # an average, not a copy
+
+
+def test_loading_a_state_dict_brings_its_step_count():
+    """The host mirror of ``steps`` follows a loaded checkpoint: a count of 0 makes the next
+    update a copy again, as in mmengine's class."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 4)
+    ema = ForeachExponentialMovingAverage(model, momentum=0.1)
+    fresh = ForeachExponentialMovingAverage(model, momentum=0.1).state_dict()
+    for _ in range(3):
+        with torch.no_grad():
+            model.weight.add_(1.0)
+        ema.update_parameters(model)
+    assert int(ema.steps) == 3
+    ema.load_state_dict(fresh)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update_parameters(model)
+    assert int(ema.steps) == 1
+    assert torch.equal(ema.module.weight, model.weight)  # step 0: a copy

@@ -17,12 +17,18 @@ class ForeachExponentialMovingAverage(ExponentialMovingAverage):
         custom_hooks = [dict(type='EMAHook', ema_type='ForeachExponentialMovingAverage',
                              momentum=2e-4, update_buffers=True)]
 
-    Checkpoints are interchangeable with mmengine's class (same state_dict).
+    Checkpoints are interchangeable with mmengine's class (same state_dict). The step count
+    is mirrored on the host: reading the ``steps`` buffer on a GPU would wait for the
+    training step every iteration.
     """
+
+    _host_steps = None  # the ``steps`` buffer as an int; None: read it at the next update
 
     def update_parameters(self, model: nn.Module) -> None:
         source = (model.state_dict() if self.update_buffers else dict(model.named_parameters()))
-        steps = int(self.steps)
+        if self._host_steps is None:
+            self._host_steps = int(self.steps)
+        steps = self._host_steps
         if steps == 0:
             torch._foreach_copy_([p.data for p in self.avg_parameters.values()],
                                  [source[k].data for k in self.avg_parameters])
@@ -33,8 +39,13 @@ class ForeachExponentialMovingAverage(ExponentialMovingAverage):
                     averaged.append(p_avg.data)
                     new.append(source[key].data.to(p_avg.device))
             torch._foreach_lerp_(averaged, new, self.momentum)
-        if not self.update_buffers:  # the buffers follow the source model
-            buffers = list(self.module.buffers())
+        buffers = [] if self.update_buffers else list(self.module.buffers())
+        if buffers:  # the buffers follow the source model
             torch._foreach_copy_([b.data for b in buffers],
                                  [b.data.to(a.device) for a, b in zip(buffers, model.buffers())])
         self.steps += 1
+        self._host_steps += 1
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self._host_steps = None  # a checkpoint brings its own count
+        super()._load_from_state_dict(*args, **kwargs)
