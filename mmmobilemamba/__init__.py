@@ -7,6 +7,7 @@ from .utils.model_index import register_mmpretrain_models
 allow_mmengine_checkpoints()
 
 from . import engine, models  # noqa: E402,F401
+from .datasets import collate  # noqa: E402,F401  (registers one_storage_collate)
 from .models import MobileMamba  # noqa: E402,F401
 
 register_mmpretrain_models()

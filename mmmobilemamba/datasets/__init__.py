@@ -1,1 +1,2 @@
-"""Dataset helpers (toy data generators); importing this package pulls in nothing heavy."""
+"""Dataset helpers: toy data generators and a collate function; importing this package pulls in
+nothing heavy."""

@@ -30,9 +30,9 @@ model = dict(
 
 # data: 128 images per GPU. The fixed-size training crops are stacked in the workers
 # (default_collate), so the data preprocessor flips and normalises the batch at once, not each
-# image with its own kernels.
+# image with its own kernels; the labels travel as one tensor (one_storage_collate).
 train_dataloader = dict(batch_size=128, num_workers=8, persistent_workers=True, drop_last=True,
-                        collate_fn=dict(type='default_collate'))
+                        collate_fn=dict(type='one_storage_collate', base='default_collate'))
 val_dataloader = dict(batch_size=128, num_workers=8, persistent_workers=True)
 test_dataloader = val_dataloader
 

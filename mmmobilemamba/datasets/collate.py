@@ -1,0 +1,54 @@
+"""A collate function that hands a batch from the dataloader workers to the training process
+in a few shared-memory files instead of one per tensor."""
+from collections import defaultdict
+from typing import Dict, List, Sequence
+
+import torch
+from mmengine.dataset import default_collate, pseudo_collate
+from mmengine.registry import FUNCTIONS
+from mmengine.structures import BaseDataElement
+
+BASES = {'pseudo_collate': pseudo_collate, 'default_collate': default_collate}
+
+
+@FUNCTIONS.register_module()
+def one_storage_collate(data_batch: Sequence[dict], base: str = 'pseudo_collate') -> dict:
+    """mmengine's ``base`` collate, then every per-sample CPU tensor of the batch (the
+    ``inputs`` list, the data samples' fields such as ``gt_label``) becomes a view of one
+    tensor per dtype. Same values, same structure.
+
+    A worker shares each tensor it returns through its own shared-memory file and file
+    descriptor, which the training process then has to receive: for the 128 labels (and,
+    with ``LoadImageBytes``, 128 files) of a batch this costs more than reading the images.
+    Views of one storage travel as one file.
+    """
+    if base not in BASES:
+        raise ValueError(f"one_storage_collate: base must be one of {sorted(BASES)}, got "
+                         f"{base!r}.")
+    batch = BASES[base](data_batch)
+    slots: Dict[torch.dtype, List[tuple]] = defaultdict(list)  # (owner, key, tensor)
+    inputs = batch.get('inputs')
+    if isinstance(inputs, list):
+        _collect(slots, inputs, range(len(inputs)))
+    for sample in batch.get('data_samples') or []:
+        if isinstance(sample, BaseDataElement):
+            _collect(slots, sample, list(sample.keys()))
+    for entries in slots.values():
+        flat = torch.cat([t.reshape(-1) for _, _, t in entries])
+        views = flat.split([t.numel() for _, _, t in entries])
+        for (owner, key, tensor), view in zip(entries, views):
+            view = view.view(tensor.shape)
+            if isinstance(owner, list):
+                owner[key] = view
+            else:
+                owner.set_field(view, key)
+    return batch
+
+
+def _collect(slots: Dict[torch.dtype, List[tuple]], owner, keys) -> None:
+    """Collect ``owner[key]`` (list items) or ``owner.key`` (data fields) that are CPU
+    tensors, by dtype."""
+    for key in keys:
+        value = owner[key] if isinstance(owner, list) else owner.get(key)
+        if isinstance(value, torch.Tensor) and value.device.type == 'cpu':
+            slots[value.dtype].append((owner, key, value.contiguous()))
