@@ -14,7 +14,8 @@
 #   bash benchmarks/gpu.sh inference [ARGS]      # compiled img/s of every variant, fp32/bf16
 #   bash benchmarks/gpu.sh training [ARGS]       # S6 training step, eager and one CUDA graph
 #   bash benchmarks/gpu.sh train-speed [ARGS]    # S6 through the Runner from JPEG files: the
-#                                                # loader alone, eager, --cuda-graph and
+#                                                # GPU augmentation's stages, the loader
+#                                                # alone, eager, --cuda-graph and
 #                                                # --gpu-augment --cuda-graph, fp32/bf16
 #
 # ARGS go to tools/analysis/benchmark.py after the phase's own, so a later --arch, --amp or
@@ -39,8 +40,10 @@ if ! python3 -c 'import mmengine' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; 
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # the package, without installing it
 if [ "$PHASE" = tests ] || [ "$PHASE" = downstream ] || [ "$PHASE" = train-speed ]; then
-    # mmcv with CUDA ops (built once per machine from .whl/mmcv-2.1.0.tar.gz, or from PyPI)
-    python3 -c 'import mmcv.ops' 2>/dev/null || bash tools/build_cuda_wheels.sh \
+    # mmcv with CUDA ops (built once per machine from .whl/mmcv-2.1.0.tar.gz, or from PyPI);
+    # classification alone (train-speed) runs on any mmcv, mmcv-lite (MMCV_WITH_OPS=0) too
+    ops='import mmcv.ops'; [ "$PHASE" = train-speed ] && ops='import mmcv'
+    python3 -c "$ops" 2>/dev/null || bash tools/build_cuda_wheels.sh \
         $(ls .whl/mmcv-*.tar.gz >/dev/null 2>&1 && echo --sdist-dir .whl) --target /tmp/site \
         mmcv > "$OUT/build_mmcv.log" 2>&1 || { tail -20 "$OUT/build_mmcv.log"; exit 1; }
     export PYTHONPATH=$PYTHONPATH:/tmp/site
@@ -91,16 +94,19 @@ training)
         timeout 90 $B --arch s6 --amp none bf16 --channels-last --train --cuda-graph --runs 2 "$@"
     } > "$OUT/bench.log" 2>&1
     grep -E '^(arch|[tsb][0-9] )' "$OUT/bench.log" ;;
-train-speed)  # about 4 min on an H200 with 16 cores; ARGS go to each train_speed.py run
+train-speed)  # about 7 min on an H200 with 16 cores; ARGS go to each train_speed.py run
+    timeout 90 python3 benchmarks/gpu_augment_speed.py --data /tmp/jpeg \
+        --json "$OUT/gpu_augment_speed.json" > "$OUT/gpu_augment_speed.log" 2>&1
+    grep -E '^\||Error' "$OUT/gpu_augment_speed.log"
     S="python3 tools/analysis/train_speed.py configs/classification/mobilemamba_s6_8xb128_in1k.py
        --data /tmp/jpeg --workers 14 --work-dir /tmp/train_speed --json $OUT/train_speed.json"
     {
-        timeout 120 $S --amp "$@"
-        timeout 120 $S --skip-loader "$@"
-        timeout 120 $S --skip-loader --amp --cuda-graph "$@"
-        timeout 120 $S --skip-loader --cuda-graph "$@"
-        timeout 120 $S --skip-loader --amp --cuda-graph --gpu-augment "$@"
-        timeout 120 $S --skip-loader --cuda-graph --gpu-augment "$@"
+        timeout 90 $S --amp "$@"
+        timeout 90 $S --skip-loader "$@"
+        timeout 90 $S --skip-loader --amp --cuda-graph "$@"
+        timeout 90 $S --skip-loader --cuda-graph "$@"
+        timeout 90 $S --amp --cuda-graph --gpu-augment "$@"
+        timeout 90 $S --skip-loader --cuda-graph --gpu-augment "$@"
     } > "$OUT/train_speed.log" 2>&1
     grep -E '^\| mobile|Error' "$OUT/train_speed.log" ;;
 esac

@@ -12,9 +12,12 @@ bytes). The bare step's ceiling: tools/analysis/benchmark.py --train.
         --data /tmp/jpeg-imagenet --workers 14 --amp --cuda-graph
 """
 import argparse
+import collections
 import json
 import os.path as osp
 import time
+import traceback
+import warnings
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -39,9 +42,11 @@ class ThroughputHook(Hook):
 
     priority = 'LOWEST'
 
-    def __init__(self, warmup: int, iters: int, profile: Optional[str] = None) -> None:
+    def __init__(self, warmup: int, iters: int, profile: Optional[str] = None,
+                 sync_debug: bool = False) -> None:
         self.warmup, self.total, self.profile = warmup, warmup + iters, profile
         self.t0, self.seconds, self.iters, self.profiler = None, None, 0, None
+        self.sync_debug, self.syncs = sync_debug, None
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if runner.iter + 1 == self.warmup:
@@ -51,8 +56,37 @@ class ThroughputHook(Hook):
                 self.profiler = torch.profiler.profile(activities=[
                     torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA])
                 self.profiler.start()
+            if self.sync_debug:
+                self._watch_syncs()
         elif runner.iter + 1 == self.warmup + 5:
             self._write_profile()
+            self._report_syncs()
+
+    def _watch_syncs(self) -> None:
+        """Record where the host waits for the GPU (PyTorch's sync debug mode), by the
+        Python stack that asked."""
+        self.syncs, self._showwarning = collections.Counter(), warnings.showwarning
+
+        def record(message, category, *args, **kwargs):
+            if 'synchroniz' not in str(message):
+                return self._showwarning(message, category, *args, **kwargs)
+            stack = [f'{f.filename}:{f.lineno} {f.name}' for f in traceback.extract_stack()
+                     if 'train_speed.py' not in f.filename][-6:-1]
+            self.syncs[f'{str(message).splitlines()[0]}\n    ' + '\n    '.join(stack)] += 1
+
+        warnings.simplefilter('always')
+        warnings.showwarning = record
+        torch.cuda.set_sync_debug_mode('warn')
+
+    def _report_syncs(self) -> None:
+        if self.syncs is None:
+            return
+        torch.cuda.set_sync_debug_mode('default')
+        warnings.showwarning = self._showwarning
+        print(f'--- host-device synchronisations in 5 iterations: {sum(self.syncs.values())}')
+        for where, n in self.syncs.most_common():
+            print(f'{n:4d}x {where}')
+        self.syncs = None
 
     def _write_profile(self) -> None:
         if self.profiler is None:
@@ -133,6 +167,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--profile', default=None,
                    help='write torch.profiler tables of 5 iterations after the warm-up here '
                    '(their time then counts in the timed span)')
+    p.add_argument('--sync-debug', action='store_true',
+                   help='list where the host waits for the GPU in 5 iterations after the '
+                   'warm-up (slows them)')
     add_launch_args(p, 'default_hooks.logger.interval=10')
     args = p.parse_args(argv)
     args.resume, args.auto_scale_lr = None, False
@@ -152,7 +189,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     if not args.skip_loader:
         result['loader_img_s'] = loader_speed(cfg, args.warmup, args.iters)
     runner = build_runner(cfg)
-    timer = ThroughputHook(args.warmup, args.iters, args.profile)
+    timer = ThroughputHook(args.warmup, args.iters, args.profile, args.sync_debug)
     runner.register_hook(timer)
     runner.train()
     if timer.seconds is None:

@@ -24,8 +24,18 @@ def _to_uint8(x: Tensor, rounding: str) -> Tensor:
     return x.clamp_(0, 255).to(torch.uint8)
 
 
+def on_device(values, device: torch.device, dtype: Optional[torch.dtype] = None) -> Tensor:
+    """``values`` (a list or CPU tensor) on ``device`` without stalling the host: a plain
+    copy to a CUDA device waits for all queued GPU work (the previous training step), so
+    CUDA copies go through pinned memory, asynchronously."""
+    values = torch.as_tensor(values, dtype=dtype)
+    if torch.device(device).type != 'cuda':
+        return values.to(device)
+    return values.pin_memory().to(device, non_blocking=True)
+
+
 def _per_image(values: Tensor, like: Tensor) -> Tensor:
-    return values.to(like.device, torch.float32).view(-1, 1, 1, 1)
+    return on_device(values, like.device, torch.float32).view(-1, 1, 1, 1)
 
 
 def bgr_to_gray(img: Tensor) -> Tensor:
@@ -63,14 +73,14 @@ SMOOTH = torch.tensor([[1., 1., 1.], [1., 5., 1.], [1., 1., 1.]]) / 13
 def sharpness(img: Tensor, magnitude: Tensor) -> Tensor:
     """mmcv.adjust_sharpness: blend with cv2.filter2D(img, SMOOTH) (reflect-101 border,
     rounded to uint8)."""
-    kernel = SMOOTH.to(img.device).expand(3, 1, 3, 3)
+    kernel = on_device(SMOOTH, img.device).expand(3, 1, 3, 3)
     padded = F.pad(img.float(), (1, 1, 1, 1), mode='reflect')
     smooth = _to_uint8(F.conv2d(padded, kernel, groups=3), 'round')
     return _blend(img, smooth, 1 + magnitude)
 
 
 def posterize(img: Tensor, bits: Tensor) -> Tensor:
-    shift = (8 - bits).to(img.device, torch.uint8).view(-1, 1, 1, 1)
+    shift = on_device(8 - bits, img.device, torch.uint8).view(-1, 1, 1, 1)
     return (img >> shift) << shift
 
 
@@ -124,18 +134,19 @@ def warp_affine(img: Tensor, matrices: Tensor, pad_val: Sequence[float]) -> Tens
     border, emulated by padding with ``pad_val`` and sampling the padded image."""
     n, c, h, w = img.shape
     pad = 3  # bicubic reads two pixels on each side
-    fill = torch.tensor(pad_val, dtype=torch.float32, device=img.device).view(1, c, 1, 1)
+    fill = on_device(pad_val, img.device, torch.float32).view(1, c, 1, 1)
     padded = fill.expand(n, c, h + 2 * pad, w + 2 * pad).clone()
     padded[..., pad:pad + h, pad:pad + w] = img
     full = torch.cat([matrices.double(), matrices.new_tensor([0., 0., 1.]).double().expand(
         n, 1, 3)], 1)
-    inverse = torch.linalg.inv(full)[:, :2].float().to(img.device)
+    inverse = on_device(torch.linalg.inv(full)[:, :2].float(), img.device)
     ys, xs = torch.meshgrid(torch.arange(h, device=img.device, dtype=torch.float32),
                             torch.arange(w, device=img.device, dtype=torch.float32),
                             indexing='ij')
     dst = torch.stack([xs, ys, torch.ones_like(xs)], -1).view(1, -1, 3)
     src = dst @ inverse.transpose(1, 2) + pad  # (N, H*W, 2), padded pixel coordinates
-    grid = src / src.new_tensor([w + 2 * pad - 1, h + 2 * pad - 1]) * 2 - 1
+    size = on_device([w + 2 * pad - 1, h + 2 * pad - 1], img.device, torch.float32)
+    grid = src / size * 2 - 1
     out = F.grid_sample(padded, grid.view(n, h, w, 2), mode='bicubic',
                         padding_mode='border', align_corners=True)
     return _to_uint8(out, 'round')
@@ -234,18 +245,19 @@ def apply_randaug_op(op, img: Tensor, values: Tensor) -> Tensor:
 # ----------------------------------------------------------------- crop, flip, erase
 
 
-def resized_crop(img: Tensor, box: Tuple[int, int, int, int], size: Tuple[int, int]
-                 ) -> Tensor:
+def resized_crop(img: Tensor, box: Tuple[int, int, int, int], size: Tuple[int, int],
+                 rounded: bool = True) -> Tensor:
     """mmcv.imcrop + mmcv.imresize(backend='pillow', interpolation='bicubic') on one CHW
     image: torch's antialiased bicubic (Pillow's filter), in Pillow's two passes,
-    horizontal then vertical, each rounded to uint8."""
+    horizontal then vertical, each rounded to uint8 (the last left to the caller, as float,
+    when not ``rounded``: a batch rounds once)."""
     top, left, h, w = box
     crop = img[None, :, top:top + h, left:left + w].float()
     wide = F.interpolate(crop, size=(h, size[1]), mode='bicubic', antialias=True,
                          align_corners=False)
-    wide = _to_uint8(wide, 'round').float()
+    wide = wide.round_().clamp_(0, 255)  # the uint8 values, kept as float
     out = F.interpolate(wide, size=size, mode='bicubic', antialias=True, align_corners=False)
-    return _to_uint8(out, 'round')[0]
+    return _to_uint8(out, 'round')[0] if rounded else out[0]
 
 
 def erase(img: Tensor, patches: List[Tuple[int, Tuple[int, int, int, int]]], mode: str,
@@ -254,9 +266,9 @@ def erase(img: Tensor, patches: List[Tuple[int, Tuple[int, int, int, int]]], mod
     [(i, (top, left, h, w)), ...]: ``fill_color`` ('const'), uniform noise ('rand' without
     ``fill_std``) or normal noise around ``fill_color`` ('rand'), truncated as NumPy does."""
     dev = img.device
-    mean = torch.tensor(fill_color, dtype=torch.float32, device=dev).view(3, 1, 1)
+    mean = on_device(fill_color, dev, torch.float32).view(3, 1, 1)
     if fill_std is not None:
-        std = torch.tensor(fill_std, dtype=torch.float32, device=dev).view(3, 1, 1)
+        std = on_device(fill_std, dev, torch.float32).view(3, 1, 1)
     for i, (top, left, h, w) in patches:
         if mode == 'const':
             patch = mean.to(torch.uint8).expand(3, h, w)
@@ -311,8 +323,8 @@ class GPUTrainAugment:
             if name == 'RandomResizedCrop':
                 size = tuple(t.scale[::-1])  # mmcv's (w, h) -> (h, w)
                 boxes = [t.rand_crop_params(_Shape(*img.shape[1:])) for img in images]
-                batch = torch.stack([resized_crop(img, box, size)
-                                     for img, box in zip(images, boxes)])
+                batch = _to_uint8(torch.stack([resized_crop(img, box, size, rounded=False)
+                                               for img, box in zip(images, boxes)]), 'round')
             elif name == 'RandomFlip':
                 batch = self._flip(t, batch)
             elif name == 'RandAugment':
@@ -330,6 +342,7 @@ class GPUTrainAugment:
         for direction, dim in (('horizontal', -1), ('vertical', -2)):
             idx = [i for i, d in enumerate(directions) if d == direction]
             if idx:
+                idx = on_device(idx, batch.device)
                 batch[idx] = batch[idx].flip(dim)
         if any(d == 'diagonal' for d in directions):
             raise ValueError('GPU RandomFlip does not flip diagonally.')
@@ -344,7 +357,7 @@ class GPUTrainAugment:
             for k, op in enumerate(t.transforms):
                 hits = [(i, v) for i, j, v in drawn if j == k and v is not None]
                 if hits:
-                    idx = [i for i, _ in hits]
+                    idx = on_device([i for i, _ in hits], batch.device)
                     values = torch.tensor([v for _, v in hits])
                     batch[idx] = apply_randaug_op(op, batch[idx], values)
         return batch

@@ -16,7 +16,7 @@ from mmpretrain.registry import MODELS, TRANSFORMS
 from PIL import Image
 from torch import Tensor
 
-from .gpu_augment import GPUTrainAugment
+from .gpu_augment import GPUTrainAugment, on_device
 
 EXIF_ORIENTATION = 0x0112
 
@@ -72,6 +72,11 @@ class GPUAugmentClsDataPreprocessor(ClsDataPreprocessor):
     transforms between loading and packing, then normalised and mixed (Mixup/CutMix) as
     ``ClsDataPreprocessor`` does. Decoded batches (validation, testing) pass as before.
 
+    Nothing of a training batch waits for the GPU: the labels go over in one asynchronous
+    copy, and the batch augments draw their permutations on the device (mmpretrain's
+    ``Mixup``/``CutMix`` index with a CPU ``randperm``, which would wait for the previous
+    training step).
+
     Args:
         augment: mmpretrain transform configs, ``RandomResizedCrop`` first
             (:class:`GPUTrainAugment`).
@@ -92,6 +97,13 @@ class GPUAugmentClsDataPreprocessor(ClsDataPreprocessor):
             orientations = [s.metainfo.get('orientation', 1) for s in samples]
             images = decode_images(inputs, orientations or [1] * len(inputs), self.device)
             data = dict(data, inputs=self.augment(images))
+            if samples and all('gt_label' in s for s in samples):
+                labels = on_device(torch.cat([s.gt_label for s in samples]), self.device)
+                for sample, label in zip(samples, labels.split(
+                        [len(s.gt_label) for s in samples])):
+                    sample.set_gt_label(label)
+            with torch.device(self.device):
+                return super().forward(data, training)
         return super().forward(data, training)
 
 
@@ -100,7 +112,8 @@ def use_gpu_augment(cfg: Config) -> Config:
     train pipeline becomes ``LoadImageBytes`` + its ``PackInputs`` (which also keeps the
     orientation), the data preprocessor a ``GPUAugmentClsDataPreprocessor`` with the
     pipeline's transforms and the old one's settings, the collate function
-    ``pseudo_collate`` (the files differ in length)."""
+    ``one_storage_collate`` over ``pseudo_collate`` (the files differ in length; their bytes
+    travel as one tensor)."""
     if cfg.get('default_scope') != 'mmpretrain':
         raise ValueError('--gpu-augment is for classification configs (mmpretrain); '
                          'detection and segmentation keep their CPU pipelines.')
@@ -116,7 +129,7 @@ def use_gpu_augment(cfg: Config) -> Config:
     pack['meta_keys'] = tuple(pack.get('meta_keys', PackInputs.DEFAULT_META_KEYS)) + (
         'orientation', )
     dataset.pipeline = [dict(type='LoadImageBytes'), pack]
-    cfg.train_dataloader.collate_fn = dict(type='pseudo_collate')
+    cfg.train_dataloader.collate_fn = dict(type='one_storage_collate', base='pseudo_collate')
     owner = cfg.model if cfg.model.get('data_preprocessor') else cfg
     old = dict(owner.get('data_preprocessor') or {})
     if old.pop('type', 'ClsDataPreprocessor') not in ('ClsDataPreprocessor',
