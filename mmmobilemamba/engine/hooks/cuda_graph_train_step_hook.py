@@ -1,12 +1,14 @@
 """Train with the whole step (forward, loss, backward, clipping, AdamW) as one CUDA graph."""
+import math
 from collections import defaultdict
 from typing import Dict, List, Optional, Tuple
 
 import torch
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import BaseAveragedModel, is_model_wrapper
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import HOOKS
+from mmengine.runner import EpochBasedTrainLoop
 from torch import nn
 from torch.optim.adam import adam
 
@@ -109,11 +111,19 @@ class CUDAGraphTrainStep:
     """Stands in for ``model.train_step``: the data preprocessor (normalisation, Mixup/
     CutMix) runs eagerly, its output is copied into static buffers, and the rest of the step
     replays a CUDA graph. The first ``warmup`` calls run the same step eagerly on a side
-    stream (real iterations, as PyTorch's capture recipe needs), the next one captures."""
+    stream (real iterations, as PyTorch's capture recipe needs), the next one captures.
+
+    With ``defer_outputs`` each call returns the previous step's losses (and logs its grad
+    norm) as floats, copied to the host behind the GPU's work, so the host never waits for
+    the step it has just launched; the first call returns ``{}``. A call made with
+    ``flush`` set also waits for its own step and returns that step's values instead when
+    its loss is not finite, so the finite-loss check sees every step before a checkpoint.
+    """
 
     def __init__(self, model: nn.Module, optim_wrapper: OptimWrapper, warmup: int,
-                 channels_last: bool) -> None:
+                 channels_last: bool, defer_outputs: bool = True) -> None:
         self.model, self.optim_wrapper, self.warmup = model, optim_wrapper, warmup
+        self.defer_outputs, self.flush = defer_outputs, False
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.dtype = optim_wrapper.cast_dtype if isinstance(optim_wrapper,
                                                             AmpOptimWrapper) else None
@@ -125,6 +135,7 @@ class CUDAGraphTrainStep:
         self.samples: list = []
         self.fields: Dict[str, torch.Tensor] = {}
         self.outputs: Tuple[dict, Optional[torch.Tensor]] = ({}, None)
+        self.staged: Optional[Tuple[List[str], torch.Tensor, torch.cuda.Event]] = None
 
     def _copy_in(self, data: dict) -> None:
         inputs, samples = data['inputs'], data['data_samples']
@@ -166,7 +177,7 @@ class CUDAGraphTrainStep:
         self.adam.step()
         return log_vars, grad_norm
 
-    def __call__(self, data: dict, optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
+    def __call__(self, data: dict, optim_wrapper: OptimWrapper) -> Dict[str, float]:
         with optim_wrapper.optim_context(self.model):
             data = self.model.data_preprocessor(data, True)
         self._copy_in(data)
@@ -185,11 +196,42 @@ class CUDAGraphTrainStep:
             self.graph.replay()
         self.calls += 1
         optim_wrapper._inner_count += 1
-        log_vars, grad_norm = self.outputs
+        staged, previous = self._stage(*self.outputs), self.staged
+        if not self.defer_outputs:
+            return self._report(staged)
+        self.staged = staged
+        if self.flush and not math.isfinite(self._read(staged).get('loss', 0.0)):
+            previous = staged  # report this step now: it must not reach a checkpoint
+        return self._report(previous) if previous is not None else {}
+
+    @staticmethod
+    def _stage(log_vars: dict, grad_norm: Optional[torch.Tensor]
+               ) -> Tuple[List[str], torch.Tensor, torch.cuda.Event]:
+        """Queue a copy of the step's values to pinned host memory behind its kernels."""
+        names = list(log_vars) + ([None] if grad_norm is not None else [])
+        values = [v.detach().float().reshape(()) for v in log_vars.values()]
+        values = torch.stack(values + ([grad_norm.detach().float().reshape(())]
+                                       if grad_norm is not None else []))
+        host = torch.empty(values.shape, pin_memory=True).copy_(values, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        return names, host, event
+
+    @staticmethod
+    def _read(staged: Tuple[List[str], torch.Tensor, torch.cuda.Event]) -> dict:
+        names, host, event = staged
+        event.synchronize()
+        return dict(zip(names, host.tolist()))
+
+    def _report(self, staged: Tuple[List[str], torch.Tensor, torch.cuda.Event]) -> dict:
+        """The staged step's losses; its grad norm goes to the message hub, as the
+        OptimWrapper logs it."""
+        values = self._read(staged)
+        grad_norm = values.pop(None, None)
         if grad_norm is not None:
-            optim_wrapper.message_hub.update_scalar(f'train/{optim_wrapper.grad_name}',
-                                                    float(grad_norm))
-        return {k: v.detach().clone() for k, v in log_vars.items()}
+            self.optim_wrapper.message_hub.update_scalar(
+                f'train/{self.optim_wrapper.grad_name}', grad_norm)
+        return values
 
 
 @HOOKS.register_module()
@@ -201,6 +243,11 @@ class CUDAGraphTrainStepHook(Hook):
     graph on an H100; docs/benchmarks.md). Logging, the finite-loss check, EMA, checkpoints,
     validation and resume see the usual outputs and optimizer state.
 
+    Losses reach the hooks one iteration late (``defer_outputs``): iteration ``i`` logs and
+    checks step ``i - 1``, so the host prepares the next batch while the GPU trains. The
+    last iteration of each epoch, of training and each iteration checkpoint also wait for
+    their own step, and a non-finite one stops the run there, before it is saved.
+
     Needs one CUDA device (no DDP), the same batch shapes every iteration (classification:
     fixed crops, ``drop_last=True``), float32 or bfloat16 AMP (float16's GradScaler checks
     for inf on the host every step; bf16 steps without one), Adam/AdamW and no gradient
@@ -209,14 +256,18 @@ class CUDAGraphTrainStepHook(Hook):
     Args:
         warmup: eager iterations before the capture (PyTorch's recipe asks for a few).
         channels_last: train the model and its input in channels-last memory format.
+        defer_outputs: report each step's losses one iteration late (see above); False
+            reports them at once, waiting for every step.
     """
 
     priority = 'VERY_LOW'  # after resume and every other before_train
 
-    def __init__(self, warmup: int = 3, channels_last: bool = True) -> None:
+    def __init__(self, warmup: int = 3, channels_last: bool = True,
+                 defer_outputs: bool = True) -> None:
         if warmup < 1:
             raise ValueError(f'CUDAGraphTrainStepHook warmup must be >= 1, got {warmup}.')
         self.warmup, self.channels_last = warmup, channels_last
+        self.defer_outputs = defer_outputs
 
     def before_run(self, runner) -> None:
         model = runner.model
@@ -247,7 +298,18 @@ class CUDAGraphTrainStepHook(Hook):
         if self.channels_last:
             to_channels_last(model, runner.hooks)
         model.train_step = CUDAGraphTrainStep(model, optim_wrapper, self.warmup,
-                                              self.channels_last)
+                                              self.channels_last, self.defer_outputs)
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        """Flush at the last iteration of an epoch or of training and at iteration
+        checkpoints: the steps that get saved."""
+        loop = runner.train_loop
+        flush = runner.iter + 1 >= loop.max_iters or any(
+            isinstance(h, CheckpointHook) and not h.by_epoch
+            and self.every_n_train_iters(runner, h.interval) for h in runner.hooks)
+        if isinstance(loop, EpochBasedTrainLoop):
+            flush = flush or self.end_of_epoch(loop.dataloader, batch_idx)
+        runner.model.train_step.flush = flush
 
     def after_train(self, runner) -> None:
         runner.model.__dict__.pop('train_step', None)  # the class's own again
