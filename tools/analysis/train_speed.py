@@ -68,7 +68,7 @@ class ThroughputHook(Hook):
         self.syncs, self._showwarning = collections.Counter(), warnings.showwarning
 
         def record(message, category, *args, **kwargs):
-            if 'synchroniz' not in str(message):
+            if 'called a synchronizing' not in str(message):  # PyTorch's wording
                 return self._showwarning(message, category, *args, **kwargs)
             stack = [f'{f.filename}:{f.lineno} {f.name}' for f in traceback.extract_stack()
                      if 'train_speed.py' not in f.filename][-6:-1]
