@@ -166,7 +166,7 @@ def test_a_training_batch_never_waits_for_the_gpu(tmp_path):
     for i, path in enumerate(paths):
         write_photo(path, 1 + i % 2)
     loaded = [load(dict(img_path=p)) for p in paths]
-    for _ in range(4):  # both batch augments come up (one of the two per batch)
+    for _ in range(4):  # one of Mixup/CutMix per batch: both come up with probability 7/8
         samples = [DataSample(metainfo=dict(orientation=r['orientation'])).set_gt_label(i)
                    for i, r in enumerate(loaded)]
         torch.cuda.set_sync_debug_mode('error')
