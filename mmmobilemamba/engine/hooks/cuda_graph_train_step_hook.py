@@ -299,14 +299,15 @@ class CUDAGraphTrainStepHook(Hook):
             to_channels_last(model, runner.hooks)
         model.train_step = CUDAGraphTrainStep(model, optim_wrapper, self.warmup,
                                               self.channels_last, self.defer_outputs)
+        self.checkpoint_intervals = [h.interval for h in runner.hooks
+                                     if isinstance(h, CheckpointHook) and not h.by_epoch]
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         """Flush at the last iteration of an epoch or of training and at iteration
         checkpoints: the steps that get saved."""
         loop = runner.train_loop
         flush = runner.iter + 1 >= loop.max_iters or any(
-            isinstance(h, CheckpointHook) and not h.by_epoch
-            and self.every_n_train_iters(runner, h.interval) for h in runner.hooks)
+            self.every_n_train_iters(runner, n) for n in self.checkpoint_intervals)
         if isinstance(loop, EpochBasedTrainLoop):
             flush = flush or self.end_of_epoch(loop.dataloader, batch_idx)
         runner.model.train_step.flush = flush
