@@ -64,16 +64,18 @@ class ThroughputHook(Hook):
 
     def _watch_syncs(self) -> None:
         """Record where the host waits for the GPU (PyTorch's sync debug mode), by the
-        Python stack that asked."""
-        self.syncs, self._showwarning = collections.Counter(), warnings.showwarning
+        Python stack that asked; the warning settings come back in ``_report_syncs``."""
+        self.syncs, show = collections.Counter(), warnings.showwarning
 
         def record(message, category, *args, **kwargs):
             if 'called a synchronizing' not in str(message):  # PyTorch's wording
-                return self._showwarning(message, category, *args, **kwargs)
+                return show(message, category, *args, **kwargs)
             stack = [f'{f.filename}:{f.lineno} {f.name}' for f in traceback.extract_stack()
                      if 'train_speed.py' not in f.filename][-6:-1]
             self.syncs[f'{str(message).splitlines()[0]}\n    ' + '\n    '.join(stack)] += 1
 
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
         warnings.simplefilter('always')
         warnings.showwarning = record
         torch.cuda.set_sync_debug_mode('warn')
@@ -82,7 +84,7 @@ class ThroughputHook(Hook):
         if self.syncs is None:
             return
         torch.cuda.set_sync_debug_mode('default')
-        warnings.showwarning = self._showwarning
+        self._warnings.__exit__(None, None, None)
         print(f'--- host-device synchronisations in 5 iterations: {sum(self.syncs.values())}')
         for where, n in self.syncs.most_common():
             print(f'{n:4d}x {where}')
