@@ -11,7 +11,10 @@ from mmpretrain.registry import TRANSFORMS  # noqa: E402
 
 import mmmobilemamba  # noqa: E402,F401
 from mmmobilemamba.models.data_preprocessors.gpu_augment import (  # noqa: E402
-    GPUTrainAugment, apply_randaug_op, draw_randaug_op, resized_crop)
+    GPUTrainAugment, apply_randaug_op, draw_randaug_op, erase, resized_crop)
+from mmmobilemamba.models.data_preprocessors.resized_crop_triton import (  # noqa: E402
+    INTERPRET, resized_crops, triton_resized_crop_available)
+from mmmobilemamba.utils.device_copy import on_device_packed  # noqa: E402
 
 PAD = [104, 116, 124]  # the recipe's pad_val: the BGR mean, rounded
 OPS = [
@@ -92,17 +95,132 @@ def test_randaug_op_draws_and_changes_pixels_as_mmpretrain(op_cfg, device):
     assert 2 <= applied <= 10  # prob 0.5 over 12 images
 
 
+# (top, left, h, w) in a 300 x 400 image, to 224 x 224: both axes shrink, both grow, and
+# the two mixed cases
+BOXES = [(10, 20, 200, 260), (0, 0, 120, 100), (5, 7, 290, 150), (30, 5, 180, 390)]
+
+
+def pillow_crop(img: np.ndarray, box, size=(224, 224), passes: bool = False) -> np.ndarray:
+    """Pillow's bicubic resize of the crop (mmcv's 'pillow' backend); with ``passes``, as two
+    single-axis resizes, horizontal then vertical: Pillow's C resampler, whatever order its
+    ``Image.resize`` picks (Pillow 13 runs the vertical pass first when only the width
+    grows)."""
+    import mmcv
+    top, left, h, w = box
+    crop = img[top:top + h, left:left + w]
+    steps = [(size[1], h), size[::-1]] if passes else [size[::-1]]
+    for step in steps:
+        crop = mmcv.imresize(crop, step, interpolation='bicubic', backend='pillow')
+    return crop.astype(int)
+
+
 @pytest.mark.parametrize('device', DEVICES)
 def test_resized_crop_follows_pillows_bicubic(device):
-    import mmcv
+    """The CPU path: torch's float resize, within one level of Pillow's fixed point."""
     img = photo(3, 300, 400)
-    for box, size in (((10, 20, 200, 260), (224, 224)), ((0, 0, 120, 100), (224, 224))):
-        top, left, h, w = box
-        theirs = mmcv.imresize(img[top:top + h, left:left + w], size[::-1],
-                               interpolation='bicubic', backend='pillow')
-        ours = resized_crop(torch.from_numpy(img).permute(2, 0, 1).to(device), box, size)
-        diff = np.abs(ours.permute(1, 2, 0).cpu().numpy().astype(int) - theirs.astype(int))
-        assert diff.max() <= 1 and diff.mean() < 0.1, diff.mean()
+    for box in BOXES:
+        ours = resized_crop(torch.from_numpy(img).permute(2, 0, 1).to(device), box, (224, 224))
+        diff = np.abs(ours.permute(1, 2, 0).cpu().numpy().astype(int)
+                      - pillow_crop(img, box, passes=True))
+        assert diff.max() <= 1 and diff.mean() < 0.1, (box, diff.mean())
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() or INTERPRET),
+                    reason='the Triton crop needs a CUDA GPU (or TRITON_INTERPRET=1)')
+def test_batched_crop_gives_pillows_pixels():
+    """The batch's crop kernel, on images of different sizes: Pillow's resampler's pixels
+    exactly (its windows, its 22-bit coefficients, horizontal pass first), and so
+    ``Image.resize``'s where both axes shrink or both grow."""
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    shapes = [(300, 400)] * len(BOXES) + [(57, 33), (33, 57), (224, 224)]
+    boxes = BOXES + [(0, 0, 57, 33), (3, 5, 20, 40), (0, 0, 224, 224)]
+    images = [photo(i, h, w) for i, (h, w) in enumerate(shapes)]
+    batch = resized_crops([torch.from_numpy(img).permute(2, 0, 1).contiguous().to(device)
+                           for img in images], boxes, (224, 224))
+    assert batch.shape == (len(images), 3, 224, 224) and batch.dtype == torch.uint8
+    for ours, img, box in zip(batch, images, boxes):
+        ours = ours.permute(1, 2, 0).cpu().numpy()
+        assert np.array_equal(ours, pillow_crop(img, box, passes=True)), box
+        if (box[2] > 224) == (box[3] > 224):  # one order only
+            assert np.array_equal(ours, pillow_crop(img, box)), box
+    rgb = [torch.from_numpy(img[..., ::-1].copy()).permute(2, 0, 1).contiguous().to(device)
+           for img in images]
+    assert torch.equal(resized_crops(rgb, boxes, (224, 224), swap_rb=True), batch)
+    with pytest.raises(ValueError, match='outside the 57x33 image'):
+        resized_crops([torch.zeros(3, 57, 33, dtype=torch.uint8, device=device)],
+                      [(0, 0, 58, 33)], (224, 224))
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_packed_copy_keeps_every_tensor(device):
+    tensors = [torch.tensor([True, False, True]), torch.arange(5), torch.rand(2, 3),
+               torch.tensor([1.5], dtype=torch.float64), torch.zeros(0, 4)]
+    moved = on_device_packed(tensors, torch.device(device))
+    for a, b in zip(tensors, moved):
+        assert b.device.type == device and b.dtype == a.dtype and torch.equal(a, b.cpu())
+
+
+def test_erase_fills_exactly_the_drawn_rectangles():
+    img = torch.full((3, 3, 20, 30), 7, dtype=torch.uint8)
+    rects = torch.tensor([[2, 3, 5, 4], [0, 0, 0, 0], [10, 20, 10, 10]])
+    color = torch.tensor([200., 100., 50.])
+    out = erase(img, rects, 'const', color, None)
+    expected = img.clone()
+    for i, (top, left, h, w) in enumerate(rects.tolist()):
+        expected[i, :, top:top + h, left:left + w] = color.to(torch.uint8).view(3, 1, 1)
+    assert torch.equal(out, expected)
+    torch.manual_seed(0)
+    noisy = erase(torch.zeros(1, 3, 100, 100, dtype=torch.uint8), torch.tensor([[0, 0, 100, 80]]),
+                  'rand', color, torch.tensor([10., 10., 10.]))
+    patch = noisy[0, :, :, :80].float()
+    assert torch.all(noisy[0, :, :, 80:] == 0)
+    # normal(colour, 10) truncated (-0.5 on average); 4 standard errors over 8,000 pixels
+    assert torch.allclose(patch.mean((1, 2)), color - 0.5, atol=0.45)
+    assert torch.allclose(patch.std((1, 2)), torch.full((3, ), 10.), atol=0.32)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_batch_applies_each_images_own_draws(device):
+    """The batched pipeline (crop, flip, RandAugment grouped by op and slot, erasing) gives
+    each image what its own draws, applied to it alone, give."""
+    policies = [dict(type=c['type'], **{k: v for k, v in c.items() if k != 'type'})
+                for c in OPS]
+    hparams = dict(pad_val=PAD, interpolation='bicubic')
+    pipeline = [dict(type='RandomResizedCrop', scale=48, backend='pillow',
+                     interpolation='bicubic'),
+                dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+                dict(type='RandAugment', policies=policies, num_policies=2, total_level=10,
+                     magnitude_level=9, magnitude_std=0.5, hparams=hparams),
+                dict(type='RandomErasing', erase_prob=0.5, mode='const', min_area_ratio=0.1,
+                     max_area_ratio=0.3, fill_color=PAD)]
+    augment = GPUTrainAugment(pipeline)
+    crop, flip, randaug, erasing = augment.transforms
+    images = [torch.from_numpy(photo(s, 60 + 7 * s, 80 - 3 * s)).permute(2, 0, 1).contiguous()
+              .to(device) for s in range(12)]
+    np.random.seed(5)
+    batch = augment(images)
+    np.random.seed(5)  # the same draws, in the same order, applied image by image
+    from mmmobilemamba.models.data_preprocessors.gpu_augment import _Shape
+    boxes = [crop.rand_crop_params(_Shape(*img.shape[1:])) for img in images]
+    flips = [flip._choose_direction() == 'horizontal' for _ in images]
+    chosen = [randaug.random_policy_indices() for _ in images]
+    values = [[draw_randaug_op(randaug.transforms[c[slot]]) for c in chosen] for slot in range(2)]
+    rects = [erasing.random_patch(48, 48) if not erasing.random_disable() else None
+             for _ in images]
+    for i, img in enumerate(images):
+        want = (resized_crops([img], boxes[i:i + 1], (48, 48))  # the batch's crop
+                if triton_resized_crop_available(img)
+                else resized_crop(img, boxes[i], (48, 48)).to(torch.uint8)[None])
+        want = want.flip(-1) if flips[i] else want
+        for slot in range(2):
+            if values[slot][i] is not None:
+                want = apply_randaug_op(randaug.transforms[chosen[i][slot]], want,
+                                        torch.tensor([values[slot][i]], dtype=torch.float64))
+        if rects[i] is not None:
+            top, left, h, w = rects[i]
+            want[..., top:top + h, left:left + w] = torch.tensor(PAD).view(3, 1, 1).to(device)
+        assert torch.equal(batch[i], want[0]), i
+    assert sum(flips) > 0 and sum(r is not None for r in rects) > 0
 
 
 @pytest.fixture(scope='module')
@@ -154,6 +272,9 @@ def test_recipe_batch_has_the_crop_size_and_changes_the_images(recipe_augment):
     assert torch.equal(recipe_augment(images), batch)  # the draws decide everything
     np.random.seed(2)
     assert (recipe_augment(images) != batch).float().mean() > 0.5
+    np.random.seed(1)
+    torch.manual_seed(1)  # nvJPEG's RGB order in: the same BGR batch out
+    assert torch.equal(recipe_augment([img.flip(0) for img in images], rgb=True), batch)
 
 
 def test_unsupported_transforms_are_named():

@@ -69,6 +69,25 @@ def test_undecoded_images_outside_training_are_refused():
         pre(dict(inputs=[torch.zeros(10, dtype=torch.uint8)]), training=False)
 
 
+def test_training_batch_gets_one_hot_scores_and_its_labels(tmp_path):
+    """Single labels become the one-hot scores ClsDataPreprocessor makes (``to_onehot``)."""
+    from mmpretrain.structures import DataSample
+    pre = GPUAugmentClsDataPreprocessor(augment=[dict(type='RandomResizedCrop', scale=32)],
+                                        num_classes=5, to_onehot=True)
+    load = TRANSFORMS.build(dict(type='LoadImageBytes'))
+    paths = [str(tmp_path / f'{i}.JPEG') for i in range(3)]
+    for path in paths:
+        write_photo(path)
+    labels = [4, 0, 2]
+    samples = [DataSample().set_gt_label(label) for label in labels]
+    out = pre(dict(inputs=[load(dict(img_path=p))['img'] for p in paths], data_samples=samples),
+              training=True)
+    assert out['inputs'].shape == (3, 3, 32, 32) and out['inputs'].dtype == torch.float32
+    scores = torch.stack([s.gt_score for s in out['data_samples']])
+    assert torch.equal(scores, torch.eye(5, dtype=scores.dtype)[labels])
+    assert [s.gt_label.tolist() for s in out['data_samples']] == [[4], [0], [2]]
+
+
 def epoch_losses(work_dir: str) -> list:
     path = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))[-1]
     with open(path) as f:

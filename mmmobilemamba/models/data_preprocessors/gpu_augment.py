@@ -6,6 +6,10 @@ mmpretrain's own transforms, built from the config's pipeline, draw every random
 distributions are theirs by construction; only the pixel operations run here, on uint8
 ``(N, 3, H, W)`` tensors in BGR order, following mmcv's cv2 implementations (and Pillow's
 bicubic resize for the crop). The CPU workers then only read file bytes.
+
+The host's time per batch is the cost to keep small (it launches every kernel while the GPU
+trains): the draws travel in one copy, and each op runs once per batch (or per RandAugment
+slot, on the images that drew it), never once per image.
 """
 import math
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -13,6 +17,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from mmmobilemamba.utils.device_copy import on_device, on_device_packed
+from .resized_crop_triton import resized_crops, triton_resized_crop_available
 
 # ----------------------------------------------------------- pixel operations (uint8 BGR)
 
@@ -24,18 +31,8 @@ def _to_uint8(x: Tensor, rounding: str) -> Tensor:
     return x.clamp_(0, 255).to(torch.uint8)
 
 
-def on_device(values, device: torch.device, dtype: Optional[torch.dtype] = None) -> Tensor:
-    """``values`` (a list or CPU tensor) on ``device`` without stalling the host: a plain
-    copy to a CUDA device waits for all queued GPU work (the previous training step), so
-    CUDA copies go through pinned memory, asynchronously."""
-    values = torch.as_tensor(values, dtype=dtype)
-    if torch.device(device).type != 'cuda':
-        return values.to(device)
-    return values.pin_memory().to(device, non_blocking=True)
-
-
 def _per_image(values: Tensor, like: Tensor) -> Tensor:
-    return on_device(values, like.device, torch.float32).view(-1, 1, 1, 1)
+    return values.to(like.device, torch.float32).view(-1, 1, 1, 1)
 
 
 def bgr_to_gray(img: Tensor) -> Tensor:
@@ -80,7 +77,7 @@ def sharpness(img: Tensor, magnitude: Tensor) -> Tensor:
 
 
 def posterize(img: Tensor, bits: Tensor) -> Tensor:
-    shift = on_device(8 - bits, img.device, torch.uint8).view(-1, 1, 1, 1)
+    shift = (8 - bits.to(img.device)).to(torch.uint8).view(-1, 1, 1, 1)
     return (img >> shift) << shift
 
 
@@ -128,28 +125,36 @@ def equalize(img: Tensor, _: Optional[Tensor] = None) -> Tensor:
     return torch.where((step == 0).view(n, c, 1, 1), img, out)
 
 
-def warp_affine(img: Tensor, matrices: Tensor, pad_val: Sequence[float]) -> Tensor:
-    """cv2.warpAffine(img, M, (w, h), flags=INTER_CUBIC, borderValue=pad_val) for forward
-    2x3 matrices ``M`` (N, 2, 3) in pixel coordinates: bicubic (a = -0.75) with a constant
-    border, emulated by padding with ``pad_val`` and sampling the padded image."""
+def warp_affine(img: Tensor, inverse: Tensor, fill: Tensor) -> Tensor:
+    """cv2.warpAffine(img, M, (w, h), flags=INTER_CUBIC, borderValue=fill) given the
+    inverse 2x3 matrices ``inverse`` (N, 2, 3) of ``M`` in pixel coordinates and per-image
+    border values ``fill`` (N, 3): bicubic (a = -0.75) with a constant border, emulated by
+    padding with ``fill`` and sampling the padded image."""
     n, c, h, w = img.shape
     pad = 3  # bicubic reads two pixels on each side
-    fill = on_device(pad_val, img.device, torch.float32).view(1, c, 1, 1)
-    padded = fill.expand(n, c, h + 2 * pad, w + 2 * pad).clone()
+    inverse, fill = inverse.to(img.device, torch.float32), fill.to(img.device, torch.float32)
+    padded = fill.view(n, c, 1, 1).expand(n, c, h + 2 * pad, w + 2 * pad).clone()
     padded[..., pad:pad + h, pad:pad + w] = img
-    full = torch.cat([matrices.double(), matrices.new_tensor([0., 0., 1.]).double().expand(
-        n, 1, 3)], 1)
-    inverse = on_device(torch.linalg.inv(full)[:, :2].float(), img.device)
     ys, xs = torch.meshgrid(torch.arange(h, device=img.device, dtype=torch.float32),
                             torch.arange(w, device=img.device, dtype=torch.float32),
                             indexing='ij')
     dst = torch.stack([xs, ys, torch.ones_like(xs)], -1).view(1, -1, 3)
-    src = dst @ inverse.transpose(1, 2) + pad  # (N, H*W, 2), padded pixel coordinates
-    size = on_device([w + 2 * pad - 1, h + 2 * pad - 1], img.device, torch.float32)
-    grid = src / size * 2 - 1
+    src = dst @ inverse.transpose(1, 2)  # (N, H*W, 2), source pixel coordinates
+    # padded pixel coordinates -> grid_sample's [-1, 1] (align_corners)
+    scale = on_device([2 / (w + 2 * pad - 1), 2 / (h + 2 * pad - 1)], img.device)
+    grid = (src + pad) * scale - 1
     out = F.grid_sample(padded, grid.view(n, h, w, 2), mode='bicubic',
                         padding_mode='border', align_corners=True)
     return _to_uint8(out, 'round')
+
+
+def invert_affine(m: Tensor) -> Tensor:
+    """The inverse of each forward 2x3 affine matrix in ``m`` (N, 2, 3), in closed form."""
+    a, b, c = m[:, 0].unbind(1)
+    d, e, f = m[:, 1].unbind(1)
+    det = a * e - b * d
+    rows = [torch.stack([e, -b, b * f - c * e], 1), torch.stack([-d, a, c * d - a * f], 1)]
+    return torch.stack(rows, 1) / det.view(-1, 1, 1)
 
 
 def rotate_matrices(angle: Tensor, h: int, w: int) -> Tensor:
@@ -218,67 +223,82 @@ def draw_randaug_op(op) -> Optional[float]:
     return 0.0 if draw is None else float(draw(op))
 
 
-def apply_randaug_op(op, img: Tensor, values: Tensor) -> Tensor:
-    """mmpretrain's op ``op`` on the images ``img`` with their drawn ``values``."""
+WARPS = ('Rotate', 'Shear', 'Translate')
+
+
+def warp_parameters(op, values: Tensor, h: int, w: int) -> Tuple[Tensor, Tensor]:
+    """The inverse matrices (N, 2, 3) and border values (N, 3) with which the warp
+    ``op`` (Rotate, Shear or Translate) moves ``h`` x ``w`` images by their drawn
+    ``values`` (CPU)."""
     name = type(op).__name__
-    h, w = img.shape[-2:]
+    if op.interpolation != 'bicubic':
+        raise ValueError(f'GPU {name} implements bicubic interpolation, the recipe\'s; '
+                         f'got {op.interpolation!r}.')
+    if name == 'Rotate':
+        if op.center is not None or op.scale != 1:
+            raise ValueError('GPU Rotate implements the centre rotation at scale 1.')
+        matrices = rotate_matrices(values, h, w)
+    elif name == 'Shear':
+        matrices = shear_matrices(values, op.direction == 'horizontal')
+    else:
+        offsets = values.double() * (w if op.direction == 'horizontal' else h)
+        matrices = translate_matrices(offsets, op.direction == 'horizontal')
+    pad_val = op.pad_val if isinstance(op.pad_val, Sequence) else [op.pad_val] * 3
+    fill = torch.tensor(pad_val, dtype=torch.float32).expand(len(values), 3)
+    return invert_affine(matrices).float(), fill
+
+
+def apply_randaug_op(op, img: Tensor, values: Tensor) -> Tensor:
+    """mmpretrain's op ``op`` on the images ``img`` with their drawn ``values`` (CPU for
+    the warps)."""
+    name = type(op).__name__
+    if name in WARPS:
+        inverse, fill = warp_parameters(op, values, *img.shape[-2:])
+        return warp_affine(img, on_device(inverse, img.device), on_device(fill, img.device))
+    values = on_device(values, img.device, torch.float32)
     if name == 'SolarizeAdd':
         return solarize_add(img, values, op.thr)
-    if name in ('Rotate', 'Shear', 'Translate'):
-        if op.interpolation != 'bicubic':
-            raise ValueError(f'GPU {name} implements bicubic interpolation, the recipe\'s; '
-                             f'got {op.interpolation!r}.')
-        if name == 'Rotate':
-            if op.center is not None or op.scale != 1:
-                raise ValueError('GPU Rotate implements the centre rotation at scale 1.')
-            matrices = rotate_matrices(values, h, w)
-        elif name == 'Shear':
-            matrices = shear_matrices(values, op.direction == 'horizontal')
-        else:
-            offsets = values * (w if op.direction == 'horizontal' else h)
-            matrices = translate_matrices(offsets, op.direction == 'horizontal')
-        pad_val = op.pad_val if isinstance(op.pad_val, Sequence) else [op.pad_val] * 3
-        return warp_affine(img, matrices, pad_val)
     return PIXEL_OPS[name](img, values)
 
 
 # ----------------------------------------------------------------- crop, flip, erase
 
 
-def resized_crop(img: Tensor, box: Tuple[int, int, int, int], size: Tuple[int, int],
-                 rounded: bool = True) -> Tensor:
+def resized_crop(img: Tensor, box: Tuple[int, int, int, int], size: Tuple[int, int]
+                 ) -> Tensor:
     """mmcv.imcrop + mmcv.imresize(backend='pillow', interpolation='bicubic') on one CHW
-    image: torch's antialiased bicubic (Pillow's filter), in Pillow's two passes,
-    horizontal then vertical, each rounded to uint8 (the last left to the caller, as float,
-    when not ``rounded``: a batch rounds once)."""
+    image, as float with uint8 values: torch's antialiased bicubic (Pillow's filter) in
+    Pillow's two passes, horizontal then vertical, each rounded to uint8. The CPU path of
+    the batch's crop (:func:`resized_crops` runs on CUDA, in Pillow's fixed point)."""
     top, left, h, w = box
-    crop = img[None, :, top:top + h, left:left + w].float()
-    wide = F.interpolate(crop, size=(h, size[1]), mode='bicubic', antialias=True,
-                         align_corners=False)
-    wide = wide.round_().clamp_(0, 255)  # the uint8 values, kept as float
-    out = F.interpolate(wide, size=size, mode='bicubic', antialias=True, align_corners=False)
-    return _to_uint8(out, 'round')[0] if rounded else out[0]
+    out = img[None, :, top:top + h, left:left + w].float()
+    for shape in ((h, size[1]), size):
+        out = F.interpolate(out, size=shape, mode='bicubic', antialias=True,
+                            align_corners=False).round_().clamp_(0, 255)
+    return out[0]
 
 
-def erase(img: Tensor, patches: List[Tuple[int, Tuple[int, int, int, int]]], mode: str,
-          fill_color: Sequence[float], fill_std: Optional[Sequence[float]]) -> Tensor:
-    """mmpretrain's RandomErasing fill, in place on the images ``i`` of ``patches`` =
-    [(i, (top, left, h, w)), ...]: ``fill_color`` ('const'), uniform noise ('rand' without
-    ``fill_std``) or normal noise around ``fill_color`` ('rand'), truncated as NumPy does."""
-    dev = img.device
-    mean = on_device(fill_color, dev, torch.float32).view(3, 1, 1)
-    if fill_std is not None:
-        std = on_device(fill_std, dev, torch.float32).view(3, 1, 1)
-    for i, (top, left, h, w) in patches:
-        if mode == 'const':
-            patch = mean.to(torch.uint8).expand(3, h, w)
-        elif fill_std is None:
-            patch = torch.empty(3, h, w, device=dev).uniform_(0, 256).to(torch.uint8)
-        else:
-            noise = torch.randn(3, h, w, device=dev) * std + mean
-            patch = noise.trunc().clamp(0, 255).to(torch.uint8)  # astype(int32), clip
-        img[i, :, top:top + h, left:left + w] = patch
-    return img
+def erase(img: Tensor, rects: Tensor, mode: str, fill_color: Tensor,
+          fill_std: Optional[Tensor]) -> Tensor:
+    """mmpretrain's RandomErasing fill of the rectangles ``rects`` (N, 4: top, left, h, w;
+    h = 0 erases nothing) of the images ``img``: ``fill_color`` ('const'), uniform noise
+    ('rand' without ``fill_std``) or normal noise around ``fill_color`` ('rand'),
+    truncated as NumPy does. The rectangles become masks: one set of kernels for all."""
+    n, c, h, w = img.shape
+    top, left, ph, pw = rects.to(img.device).view(n, 4, 1, 1, 1).unbind(1)
+    ys = torch.arange(h, device=img.device).view(1, 1, h, 1)
+    xs = torch.arange(w, device=img.device).view(1, 1, 1, w)
+    inside = (ys >= top) & (ys < top + ph) & (xs >= left) & (xs < left + pw)
+    mean = fill_color.to(img.device, torch.float32).view(1, c, 1, 1)
+    if mode == 'const':
+        patch = mean.to(torch.uint8)
+    elif fill_std is None:
+        patch = torch.empty_like(img, dtype=torch.float32).uniform_(0, 256).to(torch.uint8)
+    else:
+        noise = torch.randn_like(img, dtype=torch.float32) * fill_std.to(
+            img.device, torch.float32).view(1, c, 1, 1) + mean
+        patch = noise.trunc_().clamp_(0, 255).to(torch.uint8)  # astype(int32), clip
+    return torch.where(inside, patch, img)
 
 
 class _Shape:
@@ -295,7 +315,10 @@ class GPUTrainAugment:
     The first transform must be ``RandomResizedCrop`` (it gives every image the batch's
     size); then any of ``RandomFlip``, ``RandAugment`` and ``RandomErasing``, in the
     config's order. Each image draws its parameters from the transform objects themselves
-    (NumPy's global generator, as in the workers); the pixels change in batches per op.
+    (NumPy's global generator, as in the workers), all of them first, on the host; they
+    travel to the device in one copy, and the pixels then change in batches: one set of
+    kernels per flip direction, erasing and crop pass, and per RandAugment op and slot on
+    the images that drew it (the warps of a slot in one).
     """
 
     SUPPORTED = ('RandomResizedCrop', 'RandomFlip', 'RandAugment', 'RandomErasing')
@@ -316,48 +339,90 @@ class GPUTrainAugment:
                     raise ValueError(f'RandAugment op {type(op).__name__} has no GPU '
                                      f'version; ops with one: {sorted(DRAWS)}.')
 
-    def __call__(self, images: List[Tensor]) -> Tensor:
-        batch = None
-        for t in self.transforms:
-            name = type(t).__name__
-            if name == 'RandomResizedCrop':
-                size = tuple(t.scale[::-1])  # mmcv's (w, h) -> (h, w)
-                boxes = [t.rand_crop_params(_Shape(*img.shape[1:])) for img in images]
-                batch = _to_uint8(torch.stack([resized_crop(img, box, size, rounded=False)
-                                               for img, box in zip(images, boxes)]), 'round')
-            elif name == 'RandomFlip':
-                batch = self._flip(t, batch)
-            elif name == 'RandAugment':
-                batch = self._randaugment(t, batch)
-            else:
-                h, w = batch.shape[-2:]
-                patches = [(i, t.random_patch(h, w)) for i in range(len(batch))
-                           if not t.random_disable()]
-                batch = erase(batch, patches, t.mode, t.fill_color, t.fill_std)
+    def __call__(self, images: List[Tensor], rgb: bool = False) -> Tensor:
+        """``images`` in BGR order, or RGB with ``rgb`` (nvJPEG's: the crop reorders them
+        for free on CUDA); the batch is BGR."""
+        crop = self.transforms[0]
+        size = tuple(crop.scale[::-1])  # mmcv's (w, h) -> (h, w)
+        boxes = [crop.rand_crop_params(_Shape(*img.shape[1:])) for img in images]
+        plans = [self._draw(t, len(images), size) for t in self.transforms[1:]]
+        moved = iter(on_device_packed([v for plan in plans for v in plan.values()],
+                                      images[0].device))
+        plans = [{k: next(moved) for k in plan} for plan in plans]
+        if triton_resized_crop_available(images[0]):
+            batch = resized_crops(images, boxes, size, swap_rb=rgb)
+        else:
+            batch = _to_uint8(torch.stack([resized_crop(img.flip(0) if rgb else img, box, size)
+                                           for img, box in zip(images, boxes)]), 'round')
+        for t, plan in zip(self.transforms[1:], plans):
+            batch = self._apply(t, plan, batch)
         return batch
 
-    @staticmethod
-    def _flip(t, batch: Tensor) -> Tensor:
-        directions = [t._choose_direction() for _ in range(len(batch))]
-        for direction, dim in (('horizontal', -1), ('vertical', -2)):
-            idx = [i for i, d in enumerate(directions) if d == direction]
-            if idx:
-                idx = on_device(idx, batch.device)
-                batch[idx] = batch[idx].flip(dim)
-        if any(d == 'diagonal' for d in directions):
-            raise ValueError('GPU RandomFlip does not flip diagonally.')
-        return batch
+    # Each transform's draws, as CPU tensors (then moved to the device together) ...
+
+    def _draw(self, t, n: int, size: Tuple[int, int]) -> Dict[str, Tensor]:
+        name = type(t).__name__
+        if name == 'RandomFlip':
+            directions = [t._choose_direction() for _ in range(n)]
+            if 'diagonal' in directions:
+                raise ValueError('GPU RandomFlip does not flip diagonally.')
+            return {d: torch.tensor([x == d for x in directions])
+                    for d in ('horizontal', 'vertical') if d in directions}
+        if name == 'RandomErasing':
+            rects = [t.random_patch(*size) if not t.random_disable() else (0, 0, 0, 0)
+                     for _ in range(n)]
+            plan = dict(rects=torch.tensor(rects, dtype=torch.int64).view(n, 4),
+                        fill_color=torch.tensor(t.fill_color, dtype=torch.float32))
+            if t.fill_std is not None:
+                plan['fill_std'] = torch.tensor(t.fill_std, dtype=torch.float32)
+            return plan
+        return self._draw_randaugment(t, n, size)
 
     @staticmethod
-    def _randaugment(t, batch: Tensor) -> Tensor:
-        chosen = [t.random_policy_indices() for _ in range(len(batch))]
+    def _draw_randaugment(t, n: int, size: Tuple[int, int]) -> Dict[str, Tensor]:
+        """For each slot and op (the warps of a slot as one 'warp' group): the images that
+        drew it and their values; the warps' inverse matrices and border values."""
+        chosen = [t.random_policy_indices() for _ in range(n)]
+        plan = {}
         for slot in range(t.num_policies):
             drawn = [(i, c[slot], draw_randaug_op(t.transforms[c[slot]]))
                      for i, c in enumerate(chosen)]
+            warps = []
             for k, op in enumerate(t.transforms):
                 hits = [(i, v) for i, j, v in drawn if j == k and v is not None]
-                if hits:
-                    idx = on_device([i for i, _ in hits], batch.device)
-                    values = torch.tensor([v for _, v in hits])
-                    batch[idx] = apply_randaug_op(op, batch[idx], values)
+                if not hits:
+                    continue
+                idx = torch.tensor([i for i, _ in hits])
+                values = torch.tensor([v for _, v in hits], dtype=torch.float64)
+                if type(op).__name__ in WARPS:
+                    warps.append((idx, *warp_parameters(op, values, *size)))
+                else:
+                    plan[f'{slot}/{k}/idx'], plan[f'{slot}/{k}/values'] = idx, values.float()
+            if warps:
+                idx, inverse, fill = (torch.cat(parts) for parts in zip(*warps))
+                plan.update({f'{slot}/warp/idx': idx, f'{slot}/warp/inverse': inverse,
+                             f'{slot}/warp/fill': fill})
+        return plan
+
+    # ... and what they do to the batch
+
+    def _apply(self, t, plan: Dict[str, Tensor], batch: Tensor) -> Tensor:
+        name = type(t).__name__
+        if name == 'RandomFlip':
+            for direction, flipped in plan.items():
+                dim = -1 if direction == 'horizontal' else -2
+                batch = torch.where(flipped.view(-1, 1, 1, 1), batch.flip(dim), batch)
+            return batch
+        if name == 'RandomErasing':
+            return erase(batch, plan['rects'], t.mode, plan['fill_color'],
+                         plan.get('fill_std'))
+        for group in dict.fromkeys(key.rsplit('/', 1)[0] for key in plan):  # slot order
+            idx = plan[f'{group}/idx']
+            images = batch.index_select(0, idx)
+            op = group.split('/')[1]
+            if op == 'warp':
+                out = warp_affine(images, plan[f'{group}/inverse'], plan[f'{group}/fill'])
+            else:
+                out = apply_randaug_op(t.transforms[int(op)], images, plan[f'{group}/values'])
+            batch = batch.index_copy(0, idx, out)
         return batch

@@ -7,6 +7,7 @@ import io
 from typing import List, Sequence
 
 import torch
+import torch.nn.functional as F
 from mmcv.transforms import BaseTransform
 from mmengine.config import Config
 from mmengine.fileio import get
@@ -16,7 +17,8 @@ from mmpretrain.registry import MODELS, TRANSFORMS
 from PIL import Image
 from torch import Tensor
 
-from .gpu_augment import GPUTrainAugment, on_device
+from mmmobilemamba.utils.device_copy import on_device
+from .gpu_augment import GPUTrainAugment
 
 EXIF_ORIENTATION = 0x0112
 
@@ -47,11 +49,11 @@ def orient(img: Tensor, orientation: int) -> Tensor:
 
 
 def decode_images(encoded: List[Tensor], orientations: Sequence[int],
-                  device: torch.device) -> List[Tensor]:
+                  device: torch.device, bgr: bool = True) -> List[Tensor]:
     """(3, H, W) uint8 BGR images on ``device``, as mmcv's ``LoadImageFromFile`` reads them
-    (colour, EXIF orientation applied, BGR). JPEGs decode in one batched call (nvJPEG on
-    CUDA); a file that call cannot take (PNG, CMYK JPEG) goes through torchvision's CPU
-    decoder."""
+    (colour, EXIF orientation applied, BGR; RGB without ``bgr``, which spares a copy per
+    image). JPEGs decode in one batched call (nvJPEG on CUDA); a file that call cannot take
+    (PNG, CMYK JPEG) goes through torchvision's CPU decoder."""
     from torchvision.io import ImageReadMode, decode_image, decode_jpeg
     try:
         images = decode_jpeg(list(encoded), mode=ImageReadMode.RGB, device=device)
@@ -62,7 +64,8 @@ def decode_images(encoded: List[Tensor], orientations: Sequence[int],
                 images.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
             except RuntimeError:
                 images.append(decode_image(data, mode=ImageReadMode.RGB).to(device))
-    return [orient(img, o).flip(0) for img, o in zip(images, orientations)]
+    images = [orient(img, o) for img, o in zip(images, orientations)]
+    return [img.flip(0) for img in images] if bgr else images
 
 
 @MODELS.register_module()
@@ -95,16 +98,29 @@ class GPUAugmentClsDataPreprocessor(ClsDataPreprocessor):
                                  'training: only train_dataloader may use LoadImageBytes.')
             samples = data.get('data_samples') or []
             orientations = [s.metainfo.get('orientation', 1) for s in samples]
-            images = decode_images(inputs, orientations or [1] * len(inputs), self.device)
-            data = dict(data, inputs=self.augment(images))
+            images = decode_images(inputs, orientations or [1] * len(inputs), self.device,
+                                   bgr=False)
+            data = dict(data, inputs=self.augment(images, rgb=True))
             if samples and all('gt_label' in s for s in samples):
-                labels = on_device(torch.cat([s.gt_label for s in samples]), self.device)
-                for sample, label in zip(samples, labels.split(
-                        [len(s.gt_label) for s in samples])):
-                    sample.set_gt_label(label)
+                self._labels_to_device(samples)
             with torch.device(self.device):
                 return super().forward(data, training)
         return super().forward(data, training)
+
+
+    def _labels_to_device(self, samples: list) -> None:
+        """The labels on the device in one asynchronous copy. Single labels that the
+        parent turns into one-hot scores become them here, in one kernel: its per-sample
+        one-hot sums would launch one kernel per image."""
+        labels = on_device(torch.cat([s.gt_label for s in samples]), self.device)
+        sizes = [len(s.gt_label) for s in samples]
+        for sample, label in zip(samples, labels.split(sizes)):
+            sample.set_gt_label(label)
+        num_classes = self.num_classes or samples[0].get('num_classes')
+        if (self.to_onehot and num_classes and set(sizes) == {1}
+                and 'gt_score' not in samples[0]):
+            for sample, score in zip(samples, F.one_hot(labels, num_classes)):
+                sample.set_gt_score(score)
 
 
 def use_gpu_augment(cfg: Config) -> Config:
