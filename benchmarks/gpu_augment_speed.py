@@ -6,6 +6,7 @@ until the GPU has finished it; the CPU decoder's rate per core beside them.
 
     python benchmarks/gpu_augment_speed.py --data /tmp/jpeg [--batches 20] [--json out.json] \
         [--profile profile.txt]   # + torch.profiler tables of two preprocessor calls
+    python benchmarks/gpu_augment_speed.py --draws-only   # any machine: the host's draws
 """
 import argparse
 import glob
@@ -42,17 +43,39 @@ def host_and_gpu_ms(fn: Callable[[], object], batches: int) -> Dict[str, float]:
                 done_ms=1e3 * float(np.median(done[3:])))
 
 
+def draws_ms(augment: GPUTrainAugment, batch: int, batches: int) -> float:
+    """Median host ms to draw one batch's parameters (crop boxes for 375 x 500 images, then
+    the other transforms'), the part of the augmentation that is Python on any machine."""
+    from mmmobilemamba.models.data_preprocessors.gpu_augment import _Shape
+    crop, size = augment.transforms[0], (224, 224)
+    times = []
+    for _ in range(batches + 3):
+        t0 = time.perf_counter()
+        [crop.rand_crop_params(_Shape(375, 500)) for _ in range(batch)]
+        [augment._draw(t, batch, size) for t in augment.transforms[1:]]
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times[3:]))
+
+
 def main(argv: Optional[List[str]] = None) -> List[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--data', required=True, help='JPEG folder (written if missing)')
+    p.add_argument('--data', help='JPEG folder (written if missing)')
+    p.add_argument('--draws-only', action='store_true',
+                   help="time only the host's parameter draws (no GPU needed)")
     p.add_argument('--images', type=int, default=6400)
     p.add_argument('--batch', type=int, default=128)
     p.add_argument('--batches', type=int, default=20)
     p.add_argument('--json', default=None)
     p.add_argument('--profile', default=None, help='write torch.profiler tables here')
     args = p.parse_args(argv)
-    if not torch.cuda.is_available():
-        raise SystemExit('gpu_augment_speed needs a CUDA GPU.')
+    if args.draws_only:
+        augment = GPUTrainAugment(use_gpu_augment(Config.fromfile(CONFIG)).data_preprocessor
+                                  .augment)
+        ms = draws_ms(augment, args.batch, args.batches)
+        print(f'host draws for a batch of {args.batch}: {ms:.2f} ms')
+        return [dict(stage='draws', host_ms=ms)]
+    if not torch.cuda.is_available() or not args.data:
+        raise SystemExit('gpu_augment_speed needs a CUDA GPU and --data (or --draws-only).')
     kib = make_jpeg_imagenet(args.data, args.images)
     files = sorted(glob.glob(osp.join(args.data, 'train', '*', '*.JPEG')))[:args.batch]
     encoded = [torch.frombuffer(bytearray(open(f, 'rb').read()), dtype=torch.uint8)

@@ -235,6 +235,39 @@ def recipe_augment():
     return GPUTrainAugment(pipeline[1:-1])
 
 
+def test_draws_bypass_mmcvs_cache_wrapper_with_the_same_results():
+    """Our transforms call their random methods directly (the wrapper copies itself at
+    every access), and draw exactly what freshly built, wrapped transforms draw."""
+    import inspect
+
+    from mmcv.transforms.utils import cache_randomness
+    from mmengine.registry import DefaultScope
+    pipeline = [dict(type='RandomResizedCrop', scale=224), dict(type='RandomFlip', prob=0.5),
+                dict(type='RandAugment', policies='timm_increasing', num_policies=2,
+                     total_level=10, magnitude_level=9, magnitude_std=0.5,
+                     hparams=dict(pad_val=PAD, interpolation='bicubic')),
+                dict(type='RandomErasing', erase_prob=0.25, mode='rand')]
+    ours = GPUTrainAugment(pipeline).transforms
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        theirs = [TRANSFORMS.build(dict(t)) for t in pipeline]
+    assert isinstance(inspect.getattr_static(theirs[0], 'rand_crop_params'), cache_randomness)
+    assert not isinstance(inspect.getattr_static(ours[0], 'rand_crop_params'), cache_randomness)
+    assert not isinstance(inspect.getattr_static(ours[2].transforms[3], 'random_magnitude'),
+                          cache_randomness)
+
+    def draws(crop, flip, randaug, erasing):
+        np.random.seed(3)
+        out = []
+        for _ in range(50):
+            chosen = randaug.random_policy_indices()
+            out += [crop.rand_crop_params(np.empty((375, 500, 0))), flip._choose_direction(),
+                    chosen, [draw_randaug_op(randaug.transforms[j]) for j in chosen],
+                    erasing.random_disable(), erasing.random_patch(224, 224)]
+        return out
+
+    assert draws(*ours) == draws(*theirs)
+
+
 def test_recipe_draws_with_mmpretrains_probabilities(recipe_augment):
     """Over 4,000 draws: flips 1/2, each of the 15 ops 1/15 of the choices and applied to
     1/2 of them, erasing 1/4, crop area 8-100 % and patch area 2-33 %."""

@@ -11,7 +11,9 @@ The host's time per batch is the cost to keep small (it launches every kernel wh
 trains): the draws travel in one copy, and each op runs once per batch (or per RandAugment
 slot, on the images that drew it), never once per image.
 """
+import inspect
 import math
+import types
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -301,6 +303,18 @@ def erase(img: Tensor, rects: Tensor, mode: str, fill_color: Tensor,
     return torch.where(inside, patch, img)
 
 
+def _bind_random_methods(transform) -> None:
+    """Bind ``transform``'s ``@cache_randomness`` methods (mmcv) to it directly. The
+    decorator copies itself at every attribute access to serve its caching context, which
+    these private instances never enter; that copy cost ~7 us per draw, ~6 ms of host time
+    per batch of 128. The same functions run, in the same order."""
+    from mmcv.transforms.utils import cache_randomness
+    for name in getattr(transform, '_methods_with_randomness', ()):
+        method = inspect.getattr_static(transform, name)
+        if isinstance(method, cache_randomness):
+            setattr(transform, name, types.MethodType(method.func, transform))
+
+
 class _Shape:
     """What mmpretrain's parameter samplers read of an image: its shape."""
 
@@ -334,10 +348,12 @@ class GPUTrainAugment:
         with DefaultScope.overwrite_default_scope('mmpretrain'):  # whatever scope builds us
             self.transforms = [TRANSFORMS.build(dict(t)) for t in transforms]
         for t in self.transforms:
+            _bind_random_methods(t)
             for op in getattr(t, 'transforms', []):
                 if type(op).__name__ not in DRAWS:
                     raise ValueError(f'RandAugment op {type(op).__name__} has no GPU '
                                      f'version; ops with one: {sorted(DRAWS)}.')
+                _bind_random_methods(op)
 
     def __call__(self, images: List[Tensor], rgb: bool = False) -> Tensor:
         """``images`` in BGR order, or RGB with ``rgb`` (nvJPEG's: the crop reorders them
