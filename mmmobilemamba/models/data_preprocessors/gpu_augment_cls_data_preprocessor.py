@@ -107,7 +107,6 @@ class GPUAugmentClsDataPreprocessor(ClsDataPreprocessor):
                 return super().forward(data, training)
         return super().forward(data, training)
 
-
     def _labels_to_device(self, samples: list) -> None:
         """The labels on the device in one asynchronous copy. Single labels that the
         parent turns into one-hot scores become them here, in one kernel: its per-sample
