@@ -269,15 +269,15 @@ def apply_randaug_op(op, img: Tensor, values: Tensor) -> Tensor:
 def resized_crop(img: Tensor, box: Tuple[int, int, int, int], size: Tuple[int, int]
                  ) -> Tensor:
     """mmcv.imcrop + mmcv.imresize(backend='pillow', interpolation='bicubic') on one CHW
-    image, as float with uint8 values: torch's antialiased bicubic (Pillow's filter) in
-    Pillow's two passes, horizontal then vertical, each rounded to uint8. The CPU path of
-    the batch's crop (:func:`resized_crops` runs on CUDA, in Pillow's fixed point)."""
+    uint8 image: torch's antialiased bicubic (Pillow's filter) in Pillow's two passes,
+    horizontal then vertical, each rounded to uint8. The CPU path of the batch's crop
+    (:func:`resized_crops` runs on CUDA, in Pillow's fixed point)."""
     top, left, h, w = box
     out = img[None, :, top:top + h, left:left + w].float()
     for shape in ((h, size[1]), size):
         out = F.interpolate(out, size=shape, mode='bicubic', antialias=True,
                             align_corners=False).round_().clamp_(0, 255)
-    return out[0]
+    return out[0].to(torch.uint8)
 
 
 def erase(img: Tensor, rects: Tensor, mode: str, fill_color: Tensor,
@@ -368,8 +368,8 @@ class GPUTrainAugment:
         if triton_resized_crop_available(images[0]):
             batch = resized_crops(images, boxes, size, swap_rb=rgb)
         else:
-            batch = _to_uint8(torch.stack([resized_crop(img.flip(0) if rgb else img, box, size)
-                                           for img, box in zip(images, boxes)]), 'round')
+            batch = torch.stack([resized_crop(img.flip(0) if rgb else img, box, size)
+                                 for img, box in zip(images, boxes)])
         for t, plan in zip(self.transforms[1:], plans):
             batch = self._apply(t, plan, batch)
         return batch

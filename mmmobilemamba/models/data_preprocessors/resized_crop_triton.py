@@ -7,9 +7,9 @@ interpolation='bicubic')`` does: the pixels of Pillow's two-pass resampler. (Pil
 each pass is still this one, but the order moves a few pixels by several levels.)
 
 Why a kernel: torch resizes one image per call, so a batch of 128 crops of different boxes
-costs ~900 launches and 8-9 ms of host time per batch on an H200 host (4 ms here,
-docs/benchmarks.md); here the boxes travel as one table
-and every program finds its image in it. The first pass writes every image's intermediate
+costs ~900 launches and 8.0-9.0 ms of host time per batch on the H200 machines (4.1-4.4 ms
+with this kernel: benchmarks/gpu_augment_speed.py, docs/benchmarks.md); here the boxes
+travel as one table and every program finds its image in it. The first pass writes every image's intermediate
 into one ragged uint8 buffer (no padding to the largest image); the second reads it and
 writes the ``(N, 3, S_h, S_w)`` batch. Importing this module never needs a GPU.
 """
