@@ -1,12 +1,13 @@
-"""What one training batch of ``--gpu-augment`` costs, stage by stage, against decoding on the
-CPU: the S6 recipe's batch (128 ImageNet-like JPEGs) decoded by nvJPEG, augmented
-(RandomResizedCrop, flip, RandAugment, RandomErasing) and mixed (Mixup/CutMix) on the GPU.
-For each stage: the host's time to return (what the training loop waits for) and the time
-until the GPU has finished it; the CPU decoder's rate per core beside them.
+"""What one training batch of ``--gpu-augment`` costs, stage by stage: the S6 recipe's batch
+(128 ImageNet-like JPEGs), decoded and drawn in a worker (``LoadImageFromFile`` +
+``DrawGPUAugment``: img/s on one core), then in the training process copied to the GPU,
+augmented there (RandomResizedCrop, flip, RandAugment, RandomErasing) and mixed
+(Mixup/CutMix). For each stage of the training process: the host's time to return (what
+the training loop waits for) and the time until the GPU has finished it.
 
     python benchmarks/gpu_augment_speed.py --data /tmp/jpeg [--batches 20] [--json out.json] \
         [--profile profile.txt]   # + torch.profiler tables of two preprocessor calls
-    python benchmarks/gpu_augment_speed.py --draws-only   # any machine: the host's draws
+    python benchmarks/gpu_augment_speed.py --draws-only   # any machine: a batch's draws
 """
 import argparse
 import glob
@@ -22,8 +23,6 @@ from mmengine.config import Config
 import mmmobilemamba  # noqa: F401  (registers our modules)
 from mmmobilemamba.datasets.jpeg_imagenet import make_jpeg_imagenet
 from mmmobilemamba.models.data_preprocessors import GPUTrainAugment, use_gpu_augment
-from mmmobilemamba.models.data_preprocessors.gpu_augment_cls_data_preprocessor import \
-    decode_images
 
 CONFIG = 'configs/classification/mobilemamba_s6_8xb128_in1k.py'
 
@@ -44,17 +43,69 @@ def host_and_gpu_ms(fn: Callable[[], object], batches: int) -> Dict[str, float]:
 
 
 def draws_ms(augment: GPUTrainAugment, batch: int, batches: int) -> float:
-    """Median host ms to draw one batch's parameters (crop boxes for 375 x 500 images, then
-    the other transforms'), the part of the augmentation that is Python on any machine."""
-    from mmmobilemamba.models.data_preprocessors.gpu_augment import _Shape
-    crop, size = augment.transforms[0], (224, 224)
+    """Median ms to draw a batch's parameters for 375 x 500 images (Python, in the
+    workers: each draws its own images')."""
     times = []
     for _ in range(batches + 3):
         t0 = time.perf_counter()
-        [crop.rand_crop_params(_Shape(375, 500)) for _ in range(batch)]
-        [augment._draw(t, batch, size) for t in augment.transforms[1:]]
+        [augment.draw(375, 500) for _ in range(batch)]
         times.append(time.perf_counter() - t0)
     return 1e3 * float(np.median(times[3:]))
+
+
+def op_gpu_ms(augment: GPUTrainAugment, batch: torch.Tensor, runs: int = 10) -> Dict[str, float]:
+    """Median GPU ms of each pixel op of the dense augmentation on the whole ``batch``."""
+    from mmmobilemamba.models.data_preprocessors.gpu_augment import (
+        PIXEL_OPS, WARPS, erase, solarize_add, warp_affine)
+    n, device = len(batch), batch.device
+    values = torch.full((n, ), 0.5, device=device)
+    inverse = torch.tensor([[0.98, -0.17, 20.0], [0.17, 0.98, -18.0]], device=device)
+    fns = {'flip': lambda: torch.where(values.view(-1, 1, 1, 1) > 0, batch.flip(-1), batch)}
+    for op in augment.transforms[2].transforms:
+        name = type(op).__name__
+        if name == 'SolarizeAdd':
+            fns[name] = lambda op=op: solarize_add(batch, values * 100, op.thr)
+        elif name not in WARPS:
+            fns[name] = lambda name=name: PIXEL_OPS[name](batch, values * (
+                8 if name == 'Posterize' else 200 if name == 'Solarize' else 1))
+    fns['warp (Rotate/Shear/Translate, one for all)'] = lambda: warp_affine(
+        batch, inverse.expand(n, 2, 3), torch.full((n, 3), 100.0, device=device))
+    rects = torch.tensor([[10, 20, 100, 80]], device=device).expand(n, 4)
+    fill = torch.tensor([104.0, 116.0, 124.0], device=device)
+    fns['RandomErasing (rand)'] = lambda: erase(batch, rects, 'rand', fill, fill / 2)
+    out = {}
+    for name, fn in fns.items():
+        times = []
+        for _ in range(runs + 2):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        out[name] = float(np.median(times[2:]))
+    return out
+
+
+def worker_batches(cfg: Config, files: List[str], batches: int) -> tuple:
+    """``batches`` batches of ``files`` as the workers make them (the rewritten pipeline,
+    then ``one_storage_collate``), and one worker's img/s doing so."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import TRANSFORMS
+
+    from mmmobilemamba.datasets.collate import one_storage_collate
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        pipeline = [TRANSFORMS.build(dict(t)) for t in cfg.train_dataloader.dataset.pipeline]
+    out, t0 = [], time.perf_counter()
+    for _ in range(batches):
+        samples = []
+        for i, path in enumerate(files):
+            results = dict(img_path=path, gt_label=i % 1000)
+            for t in pipeline:
+                results = t(results)
+            samples.append(results)
+        out.append(one_storage_collate(samples))
+    return out, batches * len(files) / (time.perf_counter() - t0)
 
 
 def main(argv: Optional[List[str]] = None) -> List[dict]:
@@ -78,54 +129,57 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         raise SystemExit('gpu_augment_speed needs a CUDA GPU and --data (or --draws-only).')
     kib = make_jpeg_imagenet(args.data, args.images)
     files = sorted(glob.glob(osp.join(args.data, 'train', '*', '*.JPEG')))[:args.batch]
-    encoded = [torch.frombuffer(bytearray(open(f, 'rb').read()), dtype=torch.uint8)
-               for f in files]
     device = torch.device('cuda')
 
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
-    from mmpretrain.structures import DataSample
+
+    from mmmobilemamba.utils.device_copy import views_on_device
     cfg = use_gpu_augment(Config.fromfile(CONFIG))
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         preprocessor = MODELS.build(dict(cfg.data_preprocessor, batch_augments=cfg.model.train_cfg)
                                     ).to(device)  # as ImageClassifier builds it
     crop_only = GPUTrainAugment(cfg.data_preprocessor.augment[:1])
+    batches, worker_img_s = worker_batches(cfg, files, 2)
+    inputs = batches[0]['inputs']
+    params = torch.stack([s.gpu_augment for s in batches[0]['data_samples']])
+    images = views_on_device(inputs, device)
 
-    def batch() -> dict:
-        samples = [DataSample(metainfo=dict(orientation=1)).set_gt_label(i % 1000)
-                   for i in range(len(encoded))]
-        return dict(inputs=list(encoded), data_samples=samples)
+    copies = iter([[s.clone() for s in batches[0]['data_samples']]
+                   for _ in range(args.batches + 6)])  # each call uses up its draws
 
-    import mmcv
-    t0 = time.perf_counter()
-    for data in encoded:
-        mmcv.imfrombytes(data.numpy().tobytes())
-    cpu_decode = len(encoded) / (time.perf_counter() - t0)
+    def preprocess() -> None:
+        preprocessor(dict(inputs=inputs, data_samples=next(copies)), True)
 
-    images = decode_images(encoded, [1] * len(encoded), device)
     rows = [
-        dict(stage='nvJPEG decode', **host_and_gpu_ms(
-            lambda: decode_images(encoded, [1] * len(encoded), device), args.batches)),
+        dict(stage='copy to the GPU (one storage)', **host_and_gpu_ms(
+            lambda: views_on_device(inputs, device), args.batches)),
         dict(stage='RandomResizedCrop alone', **host_and_gpu_ms(
-            lambda: crop_only(images), args.batches)),
+            lambda: crop_only(images, params[:, :4]), args.batches)),
         dict(stage='augment (crop, flip, RandAugment, erase)', **host_and_gpu_ms(
-            lambda: preprocessor.augment(images), args.batches)),
-        dict(stage='data preprocessor (all of it, + normalise, Mixup/CutMix)',
-             **host_and_gpu_ms(lambda: preprocessor(batch(), True), args.batches)),
+            lambda: preprocessor.augment(images, params), args.batches)),
+        dict(stage='data preprocessor (all of it: copy, augment, normalise, Mixup/CutMix)',
+             **host_and_gpu_ms(preprocess, args.batches)),
     ]
     print(f'# {torch.cuda.get_device_name()}, torch {torch.__version__}, batch '
-          f'{len(encoded)} JPEGs of {kib:.0f} KiB mean')
+          f'{len(files)} JPEGs of {kib:.0f} KiB mean')
     print('| stage | host ms | done ms | img/s (done) |')
     print('|---|---|---|---|')
     for r in rows:
-        r['img_s'] = len(encoded) / r['done_ms'] * 1e3
+        r['img_s'] = len(files) / r['done_ms'] * 1e3
         print(f"| {r['stage']} | {r['host_ms']:.1f} | {r['done_ms']:.1f} | {r['img_s']:.0f} |")
-    print(f'| CPU decode (mmcv.imfrombytes, one core) | - | - | {cpu_decode:.0f} |')
+    ops = op_gpu_ms(preprocessor.augment, crop_only(images, params[:, :4]))
+    print('| op, on the whole cropped batch (each RandAugment slot runs all of them) | GPU ms |')
+    print('|---|---|')
+    for name, ms in ops.items():
+        print(f'| {name} | {ms:.3f} |')
+    print(f'| worker: decode + draws (LoadImageFromFile, DrawGPUAugment; one core) | - | - '
+          f'| {worker_img_s:.0f} |')
     if args.profile:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU,
                                                 torch.profiler.ProfilerActivity.CUDA]) as prof:
             for _ in range(2):
-                preprocessor(batch(), True)
+                preprocess()
             torch.cuda.synchronize()
         with open(args.profile, 'w') as f:
             for key in ('cpu_time_total', 'self_cpu_time_total'):
@@ -133,8 +187,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                         .table(sort_by=key, row_limit=45, max_name_column_width=70))
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(card=torch.cuda.get_device_name(), kib=kib, cpu_decode_img_s=cpu_decode,
-                           rows=rows), f, indent=1)
+            json.dump(dict(card=torch.cuda.get_device_name(), kib=kib, rows=rows, ops=ops,
+                           worker_img_s=worker_img_s), f, indent=1)
     return rows
 
 

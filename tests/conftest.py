@@ -259,6 +259,27 @@ def toy_imagenet(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope='session')
+def worker_batch() -> Callable[..., dict]:
+    """``worker_batch(cfg, paths, labels)``: what a classification config's train
+    dataloader workers send for these files: its train pipeline on each, then its collate
+    function (e.g. ``use_gpu_augment``'s decoded images and draws in one storage)."""
+    def make(cfg: Config, paths: List[str], labels: List[int]) -> dict:
+        from mmengine.registry import FUNCTIONS, TRANSFORMS, DefaultScope
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            pipeline = [TRANSFORMS.build(dict(t)) for t in cfg.train_dataloader.dataset.pipeline]
+            collate = dict(cfg.train_dataloader.get('collate_fn', dict(type='pseudo_collate')))
+            collate_fn = FUNCTIONS.get(collate.pop('type'))
+        samples = []
+        for path, label in zip(paths, labels):
+            results = dict(img_path=path, gt_label=label)
+            for t in pipeline:
+                results = t(results)
+            samples.append(results)
+        return collate_fn(samples, **collate)
+    return make
+
+
+@pytest.fixture(scope='session')
 def toy_cls_config() -> str:
     """The T2 toy classification config's path."""
     return TOY_CLS_CONFIG

@@ -24,8 +24,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by total batch size / auto_scale_lr.base_batch_size')
     parser.add_argument('--gpu-augment', action='store_true',
-                        help='classification: the workers only read the training JPEGs; '
-                        'decoding and augmentation run on the GPU (GPUAugmentClsDataPreprocessor)')
+                        help='classification: the workers decode the training images and '
+                        'draw their parameters; the augmentation runs on the GPU '
+                        '(GPUAugmentClsDataPreprocessor), a batch ahead (PrefetchBatchesHook)')
     parser.add_argument('--cuda-graph', action='store_true',
                         help='replay each training step as one CUDA graph (one GPU, fixed '
                         'batch shapes, fp32 or --amp bfloat16; CUDAGraphTrainStepHook)')

@@ -19,8 +19,8 @@ def one_storage_collate(data_batch: Sequence[dict], base: str = 'pseudo_collate'
 
     A worker shares each tensor it returns through its own shared-memory file and file
     descriptor, which the training process then has to receive: for the 128 labels (and,
-    with ``LoadImageBytes``, 128 files) of a batch this costs more than reading the images.
-    Views of one storage travel as one file.
+    with ``--gpu-augment``, the 128 decoded images) of a batch this costs more than reading
+    the images. Views of one storage travel as one file (and reach the GPU in one copy).
     """
     if base not in BASES:
         raise ValueError(f"one_storage_collate: base must be one of {sorted(BASES)}, got "

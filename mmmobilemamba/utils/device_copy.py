@@ -15,18 +15,16 @@ def on_device(values, device: torch.device, dtype: Optional[torch.dtype] = None)
     return values.pin_memory().to(device, non_blocking=True)
 
 
-def on_device_packed(tensors: Sequence[Tensor], device: torch.device) -> List[Tensor]:
-    """CPU ``tensors`` on ``device`` in one asynchronous copy (as :func:`on_device`): their
-    bytes travel as one buffer and are viewed back in their dtypes and shapes. One copy
-    instead of one per tensor keeps the host's cost per batch flat."""
-    if not tensors:
-        return []
-    chunks, layout, start = [], [], 0
+def views_on_device(tensors: Sequence[Tensor], device: torch.device) -> List[Tensor]:
+    """CPU ``tensors`` on ``device``, each storage they view copied once (as
+    :func:`on_device`) and viewed back with the same offsets, shapes and strides: a batch of
+    images from ``one_storage_collate`` travels in one copy."""
+    copies, out = {}, []
     for t in tensors:
-        raw = t.contiguous().view(-1).view(torch.uint8)
-        layout.append((start, raw.numel(), t.dtype, t.shape))
-        chunks += [raw, raw.new_zeros(-raw.numel() % 8)]  # keep each tensor 8-byte aligned
-        start += raw.numel() + len(chunks[-1])
-    buffer = on_device(torch.cat(chunks), device)
-    return [buffer[start:start + size].view(dtype).view(shape)
-            for start, size, dtype, shape in layout]
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in copies:
+            flat = torch.empty(0, dtype=torch.uint8).set_(storage)
+            copies[storage.data_ptr()] = on_device(flat, device).untyped_storage()
+        out.append(torch.empty(0, dtype=t.dtype, device=device).set_(
+            copies[storage.data_ptr()], t.storage_offset(), t.shape, t.stride()))
+    return out

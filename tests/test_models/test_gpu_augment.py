@@ -1,7 +1,8 @@
 """The GPU augmentation against mmpretrain's CPU transforms, on CPU tensors (and CUDA ones
 where there is a GPU): each RandAugment op draws its parameter with the transform's own
 random calls and changes the pixels as mmcv does; the crop follows Pillow's bicubic resize;
-the whole pipeline draws its flips, ops and patches with mmpretrain's probabilities."""
+the whole pipeline draws its flips, ops and patches image by image as mmpretrain's CPU
+pipeline does, with its probabilities."""
 import numpy as np
 import pytest
 import torch
@@ -14,7 +15,7 @@ from mmmobilemamba.models.data_preprocessors.gpu_augment import (  # noqa: E402
     GPUTrainAugment, apply_randaug_op, draw_randaug_op, erase, resized_crop)
 from mmmobilemamba.models.data_preprocessors.resized_crop_triton import (  # noqa: E402
     INTERPRET, resized_crops, triton_resized_crop_available)
-from mmmobilemamba.utils.device_copy import on_device_packed  # noqa: E402
+from mmmobilemamba.utils.device_copy import views_on_device  # noqa: E402
 
 PAD = [104, 116, 124]  # the recipe's pad_val: the BGR mean, rounded
 OPS = [
@@ -143,21 +144,27 @@ def test_batched_crop_gives_pillows_pixels():
         assert np.array_equal(ours, pillow_crop(img, box, passes=True)), box
         if (box[2] > 224) == (box[3] > 224):  # one order only
             assert np.array_equal(ours, pillow_crop(img, box)), box
-    rgb = [torch.from_numpy(img[..., ::-1].copy()).permute(2, 0, 1).contiguous().to(device)
-           for img in images]
-    assert torch.equal(resized_crops(rgb, boxes, (224, 224), swap_rb=True), batch)
+    flat = torch.cat([torch.from_numpy(img).permute(2, 0, 1).reshape(-1) for img in images])
+    views = [v.view(3, *img.shape[:2]) for v, img in zip(  # one storage: read in place
+        flat.to(device).split([img.size for img in images]), images)]
+    assert torch.equal(resized_crops(views, boxes, (224, 224)), batch)
     with pytest.raises(ValueError, match='outside the 57x33 image'):
         resized_crops([torch.zeros(3, 57, 33, dtype=torch.uint8, device=device)],
                       [(0, 0, 58, 33)], (224, 224))
 
 
 @pytest.mark.parametrize('device', DEVICES)
-def test_packed_copy_keeps_every_tensor(device):
-    tensors = [torch.tensor([True, False, True]), torch.arange(5), torch.rand(2, 3),
-               torch.tensor([1.5], dtype=torch.float64), torch.zeros(0, 4)]
-    moved = on_device_packed(tensors, torch.device(device))
-    for a, b in zip(tensors, moved):
+def test_views_of_one_storage_travel_as_one_copy(device):
+    images = [torch.randint(0, 256, (3, h, 20), dtype=torch.uint8) for h in (5, 9, 7)]
+    flat = torch.cat([img.reshape(-1) for img in images])  # as one_storage_collate packs
+    views = [v.view(img.shape) for v, img in zip(flat.split([i.numel() for i in images]),
+                                                  images)]
+    other = torch.rand(2, 3, dtype=torch.float64).t()  # a storage of its own, strided
+    moved = views_on_device(views + [other], torch.device(device))
+    for a, b in zip(views + [other], moved):
         assert b.device.type == device and b.dtype == a.dtype and torch.equal(a, b.cpu())
+        assert b.stride() == a.stride()
+    assert len({b.untyped_storage().data_ptr() for b in moved[:3]}) == 1
 
 
 def test_erase_fills_exactly_the_drawn_rectangles():
@@ -179,10 +186,21 @@ def test_erase_fills_exactly_the_drawn_rectangles():
     assert torch.allclose(patch.std((1, 2)), torch.full((3, ), 10.), atol=0.32)
 
 
+def cpu_pipeline_draws(crop, flip, randaug, erasing, img: torch.Tensor, size) -> tuple:
+    """One image's draws with the calls, in the order, of mmpretrain's CPU pipeline."""
+    box = crop.rand_crop_params(img.permute(1, 2, 0).numpy())
+    flipped = flip._choose_direction() == 'horizontal'
+    chosen = randaug.random_policy_indices()
+    values = [draw_randaug_op(randaug.transforms[j]) for j in chosen]
+    rect = erasing.random_patch(*size) if not erasing.random_disable() else None
+    return box, flipped, chosen, values, rect
+
+
 @pytest.mark.parametrize('device', DEVICES)
 def test_batch_applies_each_images_own_draws(device):
-    """The batched pipeline (crop, flip, RandAugment grouped by op and slot, erasing) gives
-    each image what its own draws, applied to it alone, give."""
+    """Each image draws as the CPU pipeline draws it (the same calls in the same order),
+    and the batch (crop, flip, every RandAugment op over the batch, erasing) gives each
+    image what its draws, applied to it alone, give."""
     policies = [dict(type=c['type'], **{k: v for k, v in c.items() if k != 'type'})
                 for c in OPS]
     hparams = dict(pad_val=PAD, interpolation='bicubic')
@@ -194,33 +212,63 @@ def test_batch_applies_each_images_own_draws(device):
                 dict(type='RandomErasing', erase_prob=0.5, mode='const', min_area_ratio=0.1,
                      max_area_ratio=0.3, fill_color=PAD)]
     augment = GPUTrainAugment(pipeline)
-    crop, flip, randaug, erasing = augment.transforms
-    images = [torch.from_numpy(photo(s, 60 + 7 * s, 80 - 3 * s)).permute(2, 0, 1).contiguous()
-              .to(device) for s in range(12)]
+    images = [torch.from_numpy(photo(s, 60 + 7 * (s % 16), 80 - 3 * (s % 10))).permute(2, 0, 1)
+              .contiguous()
+              for s in range(32)]
     np.random.seed(5)
-    batch = augment(images)
-    np.random.seed(5)  # the same draws, in the same order, applied image by image
-    from mmmobilemamba.models.data_preprocessors.gpu_augment import _Shape
-    boxes = [crop.rand_crop_params(_Shape(*img.shape[1:])) for img in images]
-    flips = [flip._choose_direction() == 'horizontal' for _ in images]
-    chosen = [randaug.random_policy_indices() for _ in images]
-    values = [[draw_randaug_op(randaug.transforms[c[slot]]) for c in chosen] for slot in range(2)]
-    rects = [erasing.random_patch(48, 48) if not erasing.random_disable() else None
-             for _ in images]
-    for i, img in enumerate(images):
-        want = (resized_crops([img], boxes[i:i + 1], (48, 48))  # the batch's crop
+    rows = torch.stack([augment.draw(*img.shape[1:]) for img in images])
+    after = np.random.get_state()[1:3]
+    batch = augment([img.to(device) for img in images], rows)
+    batch = augment([img.to(device) for img in images], rows)  # CUDA: the captured graph
+    np.random.seed(5)
+    draws = [cpu_pipeline_draws(*augment.transforms, img, (48, 48)) for img in images]
+    state = np.random.get_state()[1:3]
+    assert np.array_equal(state[0], after[0]) and state[1] == after[1]  # no draw more or less
+    for i, (img, (box, flipped, chosen, values, rect)) in enumerate(zip(images, draws)):
+        img = img.to(device)
+        want = (resized_crops([img], [box], (48, 48))  # the batch's crop
                 if triton_resized_crop_available(img)
-                else resized_crop(img, boxes[i], (48, 48)).to(torch.uint8)[None])
-        want = want.flip(-1) if flips[i] else want
-        for slot in range(2):
-            if values[slot][i] is not None:
-                want = apply_randaug_op(randaug.transforms[chosen[i][slot]], want,
-                                        torch.tensor([values[slot][i]], dtype=torch.float64))
-        if rects[i] is not None:
-            top, left, h, w = rects[i]
+                else resized_crop(img, box, (48, 48))[None])
+        want = want.flip(-1) if flipped else want
+        for j, value in zip(chosen, values):
+            if value is not None:
+                want = apply_randaug_op(augment.transforms[2].transforms[j], want,
+                                        torch.tensor([value], dtype=torch.float64))
+        if rect is not None:
+            top, left, h, w = rect
             want[..., top:top + h, left:left + w] = torch.tensor(PAD).view(3, 1, 1).to(device)
         assert torch.equal(batch[i], want[0]), i
-    assert sum(flips) > 0 and sum(r is not None for r in rects) > 0
+    assert 0 < sum(d[1] for d in draws) < 32 and 0 < sum(d[4] is not None for d in draws) < 32
+    applied = {j for d in draws for j, v in zip(d[2], d[3]) if v is not None}
+    assert len(applied) >= 10 and {3, 11, 13} & applied  # most ops, warps among them
+
+
+def test_the_workers_draws_use_the_cpu_pipelines_random_stream(tmp_path):
+    """mmpretrain's own CPU pipeline over the same images from the same seed draws the
+    same number of values from NumPy's generator (its erasing noise aside: 'const' here),
+    so a worker's stream after N images is where the CPU pipeline's would be."""
+    from mmengine.registry import DefaultScope
+    pipeline = [dict(type='RandomResizedCrop', scale=48),
+                dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+                dict(type='RandAugment', policies='timm_increasing', num_policies=2,
+                     total_level=10, magnitude_level=9, magnitude_std=0.5,
+                     hparams=dict(pad_val=PAD, interpolation='bicubic')),
+                dict(type='RandomErasing', erase_prob=0.5, mode='const', fill_color=PAD)]
+    augment = GPUTrainAugment(pipeline)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        cpu = [TRANSFORMS.build(dict(t)) for t in pipeline]
+    images = [photo(s, 60 + 7 * s, 80) for s in range(20)]
+    np.random.seed(11)
+    for img in images:
+        augment.draw(*img.shape[:2])
+    ours = np.random.get_state()[1:3]
+    np.random.seed(11)
+    for img in images:
+        results = dict(img=img.copy(), img_shape=img.shape[:2], ori_shape=img.shape[:2])
+        for t in cpu:
+            results = t(results)
+    theirs = np.random.get_state()[1:3]
+    assert np.array_equal(theirs[0], ours[0]) and theirs[1] == ours[1]
 
 
 @pytest.fixture(scope='module')
@@ -269,25 +317,21 @@ def test_draws_bypass_mmcvs_cache_wrapper_with_the_same_results():
 
 
 def test_recipe_draws_with_mmpretrains_probabilities(recipe_augment):
-    """Over 4,000 draws: flips 1/2, each of the 15 ops 1/15 of the choices and applied to
-    1/2 of them, erasing 1/4, crop area 8-100 % and patch area 2-33 %."""
-    crop, flip, randaug, erasing = recipe_augment.transforms
+    """Over 4,000 images' draws: flips 1/2, each of the 15 ops applied in 1/30 of the slots
+    (chosen 1/15, then its prob 1/2), erasing 1/4, crop area 8-100 % and patch area 2-33 %."""
     np.random.seed(0)
     n = 4000
-    flips = np.mean([flip._choose_direction() == 'horizontal' for _ in range(n)])
-    chosen = np.array([randaug.random_policy_indices() for _ in range(n)]).ravel()
-    counts = np.bincount(chosen, minlength=15) / len(chosen)
-    enabled = np.mean([draw_randaug_op(randaug.transforms[j]) is not None
-                       for j in chosen[:n]])
-    boxes = np.array([crop.rand_crop_params(np.empty((375, 500, 0))) for _ in range(n)])
-    areas = boxes[:, 2] * boxes[:, 3] / (375 * 500)
-    erased = np.mean([not erasing.random_disable() for _ in range(n)])
-    patches = np.array([erasing.random_patch(224, 224) for _ in range(n)])
-    patch_areas = patches[:, 2] * patches[:, 3] / 224**2
+    rows = torch.stack([recipe_augment.draw(375, 500) for _ in range(n)]).numpy()
+    assert rows.shape == (n, recipe_augment.width) == (n, 4 + 2 + 2 * 11 + 4)
+    flips, slots, patches = rows[:, 4], rows[:, [6, 17]].ravel(), rows[:, 28:32]
+    counts = np.bincount(slots[slots >= 0].astype(int), minlength=15) / len(slots)
+    areas = rows[:, 2] * rows[:, 3] / (375 * 500)
+    erased = patches[:, 2] > 0
+    patch_areas = patches[erased, 2] * patches[erased, 3] / 224**2
     sigma = 0.5 / np.sqrt(n)  # the binomial standard error at p = 1/2
-    assert abs(flips - 0.5) < 4 * sigma and abs(enabled - 0.5) < 4 * sigma
-    assert abs(erased - 0.25) < 4 * sigma
-    assert np.all(np.abs(counts - 1 / 15) < 4 * np.sqrt(1 / 15 * 14 / 15 / len(chosen)))
+    assert abs(flips.mean() - 0.5) < 4 * sigma and abs((slots < 0).mean() - 0.5) < 3 * sigma
+    assert abs(erased.mean() - 0.25) < 4 * sigma and not rows[:, 5].any()  # no vertical flip
+    assert np.all(np.abs(counts - 1 / 30) < 4 * np.sqrt(1 / 30 * 29 / 30 / len(slots)))
     # uniform in 8-100 %, less the boxes that do not fit the 4:3 image: mean below 0.54
     assert areas.min() >= 0.07 and areas.max() <= 1.0 and 0.40 < areas.mean() < 0.47
     assert patch_areas.min() >= 0.015 and patch_areas.max() <= 0.34
@@ -297,17 +341,16 @@ def test_recipe_batch_has_the_crop_size_and_changes_the_images(recipe_augment):
     images = [torch.from_numpy(photo(s, h, w)).permute(2, 0, 1).contiguous()
               for s, (h, w) in enumerate([(300, 400), (400, 520), (350, 350), (320, 480)] * 4)]
     np.random.seed(1)
-    torch.manual_seed(1)  # the erased patches' noise
-    batch = recipe_augment(images)
+    rows = torch.stack([recipe_augment.draw(*img.shape[1:]) for img in images])
+    generator = torch.Generator().manual_seed(1)  # the erased patches' noise
+    batch = recipe_augment(images, rows, generator)
     assert batch.shape == (16, 3, 224, 224) and batch.dtype == torch.uint8
-    np.random.seed(1)
-    torch.manual_seed(1)
-    assert torch.equal(recipe_augment(images), batch)  # the draws decide everything
+    assert torch.equal(recipe_augment(images, rows, generator.manual_seed(1)), batch)
     np.random.seed(2)
-    assert (recipe_augment(images) != batch).float().mean() > 0.5
-    np.random.seed(1)
-    torch.manual_seed(1)  # nvJPEG's RGB order in: the same BGR batch out
-    assert torch.equal(recipe_augment([img.flip(0) for img in images], rgb=True), batch)
+    rows = torch.stack([recipe_augment.draw(*img.shape[1:]) for img in images])
+    assert (recipe_augment(images, rows) != batch).float().mean() > 0.5
+    with pytest.raises(ValueError, match=r'16 images need \(16, 32\) parameters'):
+        recipe_augment(images, rows[:, :30])
 
 
 def test_unsupported_transforms_are_named():

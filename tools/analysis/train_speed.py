@@ -5,8 +5,9 @@ MMEngine's Runner on a folder of ImageNet-like JPEGs (written once: ``--images``
 400-520 x 300-400 px, ~70 KiB, 1000 classes). Validation and checkpoints are off. Reported:
 the train data loader alone (its ceiling) and training, both in img/s after ``--warmup``
 iterations, plus training's mean data_time. ``--amp``, ``--amp-dtype``, ``--gpu-augment`` and
-``--cuda-graph`` are tools/train.py's (with ``--gpu-augment`` the loader alone only reads
-bytes). The bare step's ceiling: tools/analysis/benchmark.py --train.
+``--cuda-graph`` are tools/train.py's (with ``--gpu-augment`` the loader alone decodes and
+draws the parameters; ``--no-prefetch`` takes its ``PrefetchBatchesHook`` out, to time the
+preprocessor in the loop). The bare step's ceiling: tools/analysis/benchmark.py --train.
 
     python tools/analysis/train_speed.py configs/classification/mobilemamba_s6_8xb128_in1k.py \
         --data /tmp/jpeg-imagenet --workers 14 --amp --cuda-graph
@@ -130,6 +131,9 @@ def loader_speed(cfg, warmup: int, iters: int) -> float:
 def benchmark_cfg(args: argparse.Namespace):
     """tools/train.py's config on the JPEG folder, without validation or checkpoints."""
     cfg = build_train_cfg(args)
+    if args.no_prefetch:
+        cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
+                            if h['type'] != 'PrefetchBatchesHook']
     if cfg.get('default_scope') != 'mmpretrain':
         raise ValueError(f'{args.config} is not a classification config; detection and '
                          'segmentation speed: benchmarks/downstream_timing.py.')
@@ -163,6 +167,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--amp-dtype', choices=['bfloat16', 'float16'])
     p.add_argument('--cuda-graph', action='store_true')
     p.add_argument('--gpu-augment', action='store_true')
+    p.add_argument('--no-prefetch', action='store_true',
+                   help="with --gpu-augment: prepare each batch in the loop, not ahead")
     p.add_argument('--skip-loader', action='store_true', help='do not time the loader alone')
     p.add_argument('--work-dir', default=None)
     p.add_argument('--json', default=None, help='append the result as one JSON line')
@@ -187,6 +193,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
         batch=cfg.train_dataloader.batch_size, workers=cfg.train_dataloader.num_workers,
         precision=cfg.optim_wrapper.get('dtype', 'float32') if args.amp else 'float32',
         cuda_graph=args.cuda_graph, gpu_augment=args.gpu_augment,
+        prefetch=any(h['type'] == 'PrefetchBatchesHook' for h in cfg.get('custom_hooks', [])),
         card=torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')
     if not args.skip_loader:
         result['loader_img_s'] = loader_speed(cfg, args.warmup, args.iters)
@@ -202,11 +209,12 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     result['data_time_ms'] = 1e3 * float(np.mean(data_time[-timer.iters:]))
     print(json.dumps(result))
     loader = (f"{result['loader_img_s']:.0f}" if 'loader_img_s' in result else '-')
-    print('| config | precision | GPU augment | CUDA graph | batch | workers '
+    print('| config | precision | GPU augment | prefetch | CUDA graph | batch | workers '
           '| loader alone img/s | train img/s | data_time ms |')
-    print('|---|---|---|---|---|---|---|---|---|')
+    print('|---|---|---|---|---|---|---|---|---|---|')
     print(f"| {result['config']} | {result['precision']} | {args.gpu_augment} | "
-          f"{args.cuda_graph} | {result['batch']} | {result['workers']} | {loader} | "
+          f"{result['prefetch']} | {args.cuda_graph} | {result['batch']} | "
+          f"{result['workers']} | {loader} | "
           f"{result['train_img_s']:.0f} | {result['data_time_ms']:.1f} |")
     if args.json:
         with open(args.json, 'a') as f:

@@ -1,8 +1,9 @@
 from .check_invalid_loss_hook import CheckFiniteLossHook
 from .cuda_graph_train_step_hook import CUDAGraphTrainStepHook
+from .prefetch_batches_hook import BatchPrefetcher, PrefetchBatchesHook
 from .random_state_hook import RandomStateHook
 from .rank_mean_loss_hook import RankMeanLossHook
 from .switch_to_deploy_hook import SwitchToDeployHook
 
-__all__ = ['CheckFiniteLossHook', 'CUDAGraphTrainStepHook', 'RandomStateHook', 'RankMeanLossHook',
-           'SwitchToDeployHook']
+__all__ = ['BatchPrefetcher', 'CheckFiniteLossHook', 'CUDAGraphTrainStepHook',
+           'PrefetchBatchesHook', 'RandomStateHook', 'RankMeanLossHook', 'SwitchToDeployHook']

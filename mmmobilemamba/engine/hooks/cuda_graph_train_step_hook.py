@@ -190,8 +190,8 @@ class CUDAGraphTrainStep:
             torch.cuda.current_stream().wait_stream(self.stream)
         else:
             if self.graph is None:
-                self.graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(self.graph):
+                self.graph = torch.cuda.CUDAGraph()  # other threads (PrefetchBatchesHook)
+                with torch.cuda.graph(self.graph, capture_error_mode='thread_local'):
                     self.outputs = self._step()
             self.graph.replay()
         self.calls += 1

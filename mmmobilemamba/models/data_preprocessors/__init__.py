@@ -1,7 +1,7 @@
-"""The recipe's training decode and augmentation on the GPU (needs mmpretrain)."""
+"""The recipe's training augmentation on the GPU (needs mmpretrain)."""
 from .gpu_augment import GPUTrainAugment
-from .gpu_augment_cls_data_preprocessor import (GPUAugmentClsDataPreprocessor, LoadImageBytes,
-                                                decode_images, use_gpu_augment)
+from .gpu_augment_cls_data_preprocessor import (DrawGPUAugment, GPUAugmentClsDataPreprocessor,
+                                                use_gpu_augment)
 
-__all__ = ['GPUAugmentClsDataPreprocessor', 'GPUTrainAugment', 'LoadImageBytes',
-           'decode_images', 'use_gpu_augment']
+__all__ = ['DrawGPUAugment', 'GPUAugmentClsDataPreprocessor', 'GPUTrainAugment',
+           'use_gpu_augment']

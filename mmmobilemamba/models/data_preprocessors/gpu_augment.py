@@ -2,14 +2,15 @@
 RandomErasing) on batches of decoded images on the GPU.
 
 mmpretrain's own transforms, built from the config's pipeline, draw every random parameter
-(crop box, flip, the RandAugment ops and their magnitudes, the erased patch), so the
-distributions are theirs by construction; only the pixel operations run here, on uint8
-``(N, 3, H, W)`` tensors in BGR order, following mmcv's cv2 implementations (and Pillow's
-bicubic resize for the crop). The CPU workers then only read file bytes.
+(crop box, flip, the RandAugment ops and their magnitudes, the erased patch) in the
+dataloader workers, image by image in the CPU pipeline's order, so the distributions are
+theirs by construction; only the pixel operations run here, on uint8 ``(N, 3, H, W)``
+tensors in BGR order, following mmcv's cv2 implementations (and Pillow's bicubic resize for
+the crop).
 
 The host's time per batch is the cost to keep small (it launches every kernel while the GPU
-trains): the draws travel in one copy, and each op runs once per batch (or per RandAugment
-slot, on the images that drew it), never once per image.
+trains): after the crop, every op runs on the whole batch and keeps its result where an
+image drew it, so the batch's shapes never change and that part replays as one CUDA graph.
 """
 import inspect
 import math
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmmobilemamba.utils.device_copy import on_device, on_device_packed
+from mmmobilemamba.utils.device_copy import on_device
 from .resized_crop_triton import resized_crops, triton_resized_crop_available
 
 # ----------------------------------------------------------- pixel operations (uint8 BGR)
@@ -67,12 +68,15 @@ def color(img: Tensor, magnitude: Tensor) -> Tensor:
 
 
 SMOOTH = torch.tensor([[1., 1., 1.], [1., 5., 1.], [1., 1., 1.]]) / 13
+_SMOOTH_ON: Dict[torch.device, Tensor] = {}  # copied once per device: graphs cannot copy
 
 
 def sharpness(img: Tensor, magnitude: Tensor) -> Tensor:
     """mmcv.adjust_sharpness: blend with cv2.filter2D(img, SMOOTH) (reflect-101 border,
     rounded to uint8)."""
-    kernel = on_device(SMOOTH, img.device).expand(3, 1, 3, 3)
+    if img.device not in _SMOOTH_ON:
+        _SMOOTH_ON[img.device] = on_device(SMOOTH, img.device)
+    kernel = _SMOOTH_ON[img.device].expand(3, 1, 3, 3)
     padded = F.pad(img.float(), (1, 1, 1, 1), mode='reflect')
     smooth = _to_uint8(F.conv2d(padded, kernel, groups=3), 'round')
     return _blend(img, smooth, 1 + magnitude)
@@ -143,8 +147,8 @@ def warp_affine(img: Tensor, inverse: Tensor, fill: Tensor) -> Tensor:
     dst = torch.stack([xs, ys, torch.ones_like(xs)], -1).view(1, -1, 3)
     src = dst @ inverse.transpose(1, 2)  # (N, H*W, 2), source pixel coordinates
     # padded pixel coordinates -> grid_sample's [-1, 1] (align_corners)
-    scale = on_device([2 / (w + 2 * pad - 1), 2 / (h + 2 * pad - 1)], img.device)
-    grid = (src + pad) * scale - 1
+    grid = torch.stack([(src[..., 0] + pad) * (2 / (w + 2 * pad - 1)) - 1,
+                        (src[..., 1] + pad) * (2 / (h + 2 * pad - 1)) - 1], -1)
     out = F.grid_sample(padded, grid.view(n, h, w, 2), mode='bicubic',
                         padding_mode='border', align_corners=True)
     return _to_uint8(out, 'round')
@@ -280,12 +284,22 @@ def resized_crop(img: Tensor, box: Tuple[int, int, int, int], size: Tuple[int, i
     return out[0].to(torch.uint8)
 
 
+def erase_noise(like: Tensor, normal: bool,
+                generator: Optional[torch.Generator] = None) -> Tensor:
+    """RandomErasing's 'rand' noise for a batch like ``like``: standard normal (with a
+    ``fill_std``) or uniform in [0, 256), float32."""
+    noise = torch.empty_like(like, dtype=torch.float32)
+    return noise.normal_(generator=generator) if normal else noise.uniform_(
+        0, 256, generator=generator)
+
+
 def erase(img: Tensor, rects: Tensor, mode: str, fill_color: Tensor,
-          fill_std: Optional[Tensor]) -> Tensor:
+          fill_std: Optional[Tensor], noise: Optional[Tensor] = None) -> Tensor:
     """mmpretrain's RandomErasing fill of the rectangles ``rects`` (N, 4: top, left, h, w;
     h = 0 erases nothing) of the images ``img``: ``fill_color`` ('const'), uniform noise
-    ('rand' without ``fill_std``) or normal noise around ``fill_color`` ('rand'),
-    truncated as NumPy does. The rectangles become masks: one set of kernels for all."""
+    ('rand' without ``fill_std``) or normal noise around ``fill_color`` ('rand'), truncated
+    as NumPy does; the noise is ``noise`` (:func:`erase_noise`) or drawn here. The
+    rectangles become masks: one set of kernels for all."""
     n, c, h, w = img.shape
     top, left, ph, pw = rects.to(img.device).view(n, 4, 1, 1, 1).unbind(1)
     ys = torch.arange(h, device=img.device).view(1, 1, h, 1)
@@ -294,12 +308,13 @@ def erase(img: Tensor, rects: Tensor, mode: str, fill_color: Tensor,
     mean = fill_color.to(img.device, torch.float32).view(1, c, 1, 1)
     if mode == 'const':
         patch = mean.to(torch.uint8)
-    elif fill_std is None:
-        patch = torch.empty_like(img, dtype=torch.float32).uniform_(0, 256).to(torch.uint8)
     else:
-        noise = torch.randn_like(img, dtype=torch.float32) * fill_std.to(
-            img.device, torch.float32).view(1, c, 1, 1) + mean
-        patch = noise.trunc_().clamp_(0, 255).to(torch.uint8)  # astype(int32), clip
+        noise = erase_noise(img, fill_std is not None) if noise is None else noise
+        if fill_std is None:
+            patch = noise.to(torch.uint8)
+        else:
+            std = fill_std.to(img.device, torch.float32).view(1, c, 1, 1)
+            patch = (noise * std + mean).trunc_().clamp_(0, 255).to(torch.uint8)
     return torch.where(inside, patch, img)
 
 
@@ -322,17 +337,24 @@ class _Shape:
         self.shape = (h, w, 3)
 
 
+IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # the inverse matrix of an image not warped
+WIDTHS = {'RandomResizedCrop': 4, 'RandomFlip': 2, 'RandomErasing': 4}
+SLOT = 11  # a RandAugment slot: op index (-1: none), value, inverse matrix (6), fill (3)
+
+
 class GPUTrainAugment:
-    """The train pipeline's augmentation, from mmpretrain's transform configs, on a list of
-    decoded uint8 BGR ``(3, H, W)`` images of any sizes; returns the ``(N, 3, S, S)`` batch.
+    """The train pipeline's augmentation, from mmpretrain's transform configs: :meth:`draw`
+    draws one image's parameters (in a dataloader worker), :meth:`__call__` applies a
+    batch's to its decoded uint8 BGR ``(3, H, W)`` images of any sizes and returns the
+    ``(N, 3, S, S)`` batch.
 
     The first transform must be ``RandomResizedCrop`` (it gives every image the batch's
     size); then any of ``RandomFlip``, ``RandAugment`` and ``RandomErasing``, in the
-    config's order. Each image draws its parameters from the transform objects themselves
-    (NumPy's global generator, as in the workers), all of them first, on the host; they
-    travel to the device in one copy, and the pixels then change in batches: one set of
-    kernels per flip direction, erasing and crop pass, and per RandAugment op and slot on
-    the images that drew it (the warps of a slot in one).
+    config's order. Each image draws from the transform objects themselves, with the calls
+    and in the order of mmpretrain's CPU pipeline (NumPy's global generator of the
+    worker), into one float64 row (``width`` values). The crop then runs as one Triton
+    kernel per pass; every later op runs on the whole batch and keeps its result where an
+    image drew it, as one CUDA graph on CUDA (captured at the second batch of a shape).
     """
 
     SUPPORTED = ('RandomResizedCrop', 'RandomFlip', 'RandAugment', 'RandomErasing')
@@ -354,91 +376,158 @@ class GPUTrainAugment:
                     raise ValueError(f'RandAugment op {type(op).__name__} has no GPU '
                                      f'version; ops with one: {sorted(DRAWS)}.')
                 _bind_random_methods(op)
+        self.size = tuple(self.transforms[0].scale[::-1])  # mmcv's (w, h) -> (h, w)
+        self.width = sum(WIDTHS.get(type(t).__name__, 0) + SLOT * getattr(t, 'num_policies', 0)
+                         for t in self.transforms)
+        self._constants: Dict[torch.device, Dict[str, Tensor]] = {}
+        self._graphs: Dict[tuple, '_Graphed'] = {}
 
-    def __call__(self, images: List[Tensor], rgb: bool = False) -> Tensor:
-        """``images`` in BGR order, or RGB with ``rgb`` (nvJPEG's: the crop reorders them
-        for free on CUDA); the batch is BGR."""
-        crop = self.transforms[0]
-        size = tuple(crop.scale[::-1])  # mmcv's (w, h) -> (h, w)
-        boxes = [crop.rand_crop_params(_Shape(*img.shape[1:])) for img in images]
-        plans = [self._draw(t, len(images), size) for t in self.transforms[1:]]
-        moved = iter(on_device_packed([v for plan in plans for v in plan.values()],
-                                      images[0].device))
-        plans = [{k: next(moved) for k in plan} for plan in plans]
+    # ------------------------------------------------------- one image's draws (a worker)
+
+    def draw(self, h: int, w: int) -> Tensor:
+        """The parameters of one ``h`` x ``w`` image: a float64 row of ``width``."""
+        row: List[float] = []
+        for t in self.transforms:
+            name = type(t).__name__
+            if name == 'RandomResizedCrop':
+                row += t.rand_crop_params(_Shape(h, w))
+            elif name == 'RandomFlip':
+                direction = t._choose_direction()
+                if direction == 'diagonal':
+                    raise ValueError('GPU RandomFlip does not flip diagonally.')
+                row += [direction == 'horizontal', direction == 'vertical']
+            elif name == 'RandomErasing':
+                row += (t.random_patch(*self.size) if not t.random_disable()
+                        else (0, 0, 0, 0))
+            else:
+                row += self._draw_randaugment(t)
+        return torch.tensor(row, dtype=torch.float64)
+
+    def _draw_randaugment(self, t) -> List[float]:
+        """Per slot: the op drawn (-1 when it skips the image: its ``prob``), its value,
+        and a warp's inverse matrix and border (the identity for the other ops)."""
+        row: List[float] = []
+        for k in t.random_policy_indices():
+            op = t.transforms[k]
+            value = draw_randaug_op(op)
+            inverse, fill = IDENTITY, (0.0, 0.0, 0.0)
+            if value is not None and type(op).__name__ in WARPS:
+                matrix, border = warp_parameters(
+                    op, torch.tensor([value], dtype=torch.float64), *self.size)
+                inverse, fill = matrix.view(-1).tolist(), border[0].tolist()
+            row += [-1 if value is None else int(k), value or 0.0, *inverse, *fill]
+        return row
+
+    # ---------------------------------------------------------- a batch's pixels (the GPU)
+
+    def __call__(self, images: List[Tensor], params: Tensor,
+                 generator: Optional[torch.Generator] = None) -> Tensor:
+        """``images`` (BGR, on one device) with their ``params`` (N, ``width``), the
+        :meth:`draw` rows, on the CPU; erasing's noise from ``generator`` (torch's default
+        one without it)."""
+        if params.shape != (len(images), self.width):
+            raise ValueError(f'GPUTrainAugment: {len(images)} images need ({len(images)}, '
+                             f'{self.width}) parameters, got {tuple(params.shape)}.')
+        device = images[0].device
+        boxes = params[:, :4].long().tolist()
         if triton_resized_crop_available(images[0]):
-            batch = resized_crops(images, boxes, size, swap_rb=rgb)
+            batch = resized_crops(images, boxes, self.size)
         else:
-            batch = torch.stack([resized_crop(img.flip(0) if rgb else img, box, size)
+            batch = torch.stack([resized_crop(img, box, self.size)
                                  for img, box in zip(images, boxes)])
-        for t, plan in zip(self.transforms[1:], plans):
-            batch = self._apply(t, plan, batch)
+        params = on_device(params[:, 4:], device, torch.float32)
+        noise = None
+        if any(type(t).__name__ == 'RandomErasing' and t.mode == 'rand'
+               for t in self.transforms):
+            noise = erase_noise(batch, self.transforms[-1].fill_std is not None, generator)
+        if not batch.is_cuda:
+            return self.apply(batch, params, noise)
+        key = (tuple(batch.shape), device, noise is None)
+        graphed = self._graphs.setdefault(key, _Graphed(self.apply))
+        return graphed(batch, params, noise)
+
+    def _on(self, device: torch.device) -> Dict[str, Tensor]:
+        """The transforms' constants on ``device``, copied there once."""
+        if device not in self._constants:
+            found = {}
+            for i, t in enumerate(self.transforms):
+                if type(t).__name__ == 'RandomErasing':
+                    found[f'{i}/fill_color'] = torch.tensor(t.fill_color, dtype=torch.float32)
+                    if t.fill_std is not None:
+                        found[f'{i}/fill_std'] = torch.tensor(t.fill_std, dtype=torch.float32)
+                for j, op in enumerate(getattr(t, 'transforms', [])):
+                    if type(op).__name__ in WARPS:
+                        found.setdefault(f'{i}/warps', []).append(j)
+            self._constants[device] = {k: on_device(v, device) for k, v in found.items()}
+        return self._constants[device]
+
+    def apply(self, batch: Tensor, params: Tensor, noise: Optional[Tensor]) -> Tensor:
+        """Every transform after the crop on the cropped ``batch``, with the device
+        ``params`` (N, ``width`` - 4, float32) and erasing's ``noise``: only device work,
+        no host copies and no data-dependent shapes (CUDA graphs capture it)."""
+        constants, col = self._on(batch.device), 0
+        for i, t in enumerate(self.transforms[1:], 1):
+            name = type(t).__name__
+            if name == 'RandomFlip':
+                for dim in (-1, -2):  # horizontal, vertical
+                    flipped = params[:, col].view(-1, 1, 1, 1) > 0
+                    batch = torch.where(flipped, batch.flip(dim), batch)
+                    col += 1
+            elif name == 'RandomErasing':
+                batch = erase(batch, params[:, col:col + 4].long(), t.mode,
+                              constants[f'{i}/fill_color'], constants.get(f'{i}/fill_std'),
+                              noise)
+                col += 4
+            else:
+                for _ in range(t.num_policies):
+                    batch = self._apply_slot(t, batch, params[:, col:col + SLOT],
+                                             constants.get(f'{i}/warps'))
+                    col += SLOT
         return batch
-
-    # Each transform's draws, as CPU tensors (then moved to the device together) ...
-
-    def _draw(self, t, n: int, size: Tuple[int, int]) -> Dict[str, Tensor]:
-        name = type(t).__name__
-        if name == 'RandomFlip':
-            directions = [t._choose_direction() for _ in range(n)]
-            if 'diagonal' in directions:
-                raise ValueError('GPU RandomFlip does not flip diagonally.')
-            return {d: torch.tensor([x == d for x in directions])
-                    for d in ('horizontal', 'vertical') if d in directions}
-        if name == 'RandomErasing':
-            rects = [t.random_patch(*size) if not t.random_disable() else (0, 0, 0, 0)
-                     for _ in range(n)]
-            plan = dict(rects=torch.tensor(rects, dtype=torch.int64).view(n, 4),
-                        fill_color=torch.tensor(t.fill_color, dtype=torch.float32))
-            if t.fill_std is not None:
-                plan['fill_std'] = torch.tensor(t.fill_std, dtype=torch.float32)
-            return plan
-        return self._draw_randaugment(t, n, size)
 
     @staticmethod
-    def _draw_randaugment(t, n: int, size: Tuple[int, int]) -> Dict[str, Tensor]:
-        """For each slot and op (the warps of a slot as one 'warp' group): the images that
-        drew it and their values; the warps' inverse matrices and border values."""
-        chosen = [t.random_policy_indices() for _ in range(n)]
-        plan = {}
-        for slot in range(t.num_policies):
-            drawn = [(i, c[slot], draw_randaug_op(t.transforms[c[slot]]))
-                     for i, c in enumerate(chosen)]
-            warps = []
-            for k, op in enumerate(t.transforms):
-                hits = [(i, v) for i, j, v in drawn if j == k and v is not None]
-                if not hits:
-                    continue
-                idx = torch.tensor([i for i, _ in hits])
-                values = torch.tensor([v for _, v in hits], dtype=torch.float64)
-                if type(op).__name__ in WARPS:
-                    warps.append((idx, *warp_parameters(op, values, *size)))
-                else:
-                    plan[f'{slot}/{k}/idx'], plan[f'{slot}/{k}/values'] = idx, values.float()
-            if warps:
-                idx, inverse, fill = (torch.cat(parts) for parts in zip(*warps))
-                plan.update({f'{slot}/warp/idx': idx, f'{slot}/warp/inverse': inverse,
-                             f'{slot}/warp/fill': fill})
-        return plan
-
-    # ... and what they do to the batch
-
-    def _apply(self, t, plan: Dict[str, Tensor], batch: Tensor) -> Tensor:
-        name = type(t).__name__
-        if name == 'RandomFlip':
-            for direction, flipped in plan.items():
-                dim = -1 if direction == 'horizontal' else -2
-                batch = torch.where(flipped.view(-1, 1, 1, 1), batch.flip(dim), batch)
-            return batch
-        if name == 'RandomErasing':
-            return erase(batch, plan['rects'], t.mode, plan['fill_color'],
-                         plan.get('fill_std'))
-        for group in dict.fromkeys(key.rsplit('/', 1)[0] for key in plan):  # slot order
-            idx = plan[f'{group}/idx']
-            images = batch.index_select(0, idx)
-            op = group.split('/')[1]
-            if op == 'warp':
-                out = warp_affine(images, plan[f'{group}/inverse'], plan[f'{group}/fill'])
-            else:
-                out = apply_randaug_op(t.transforms[int(op)], images, plan[f'{group}/values'])
-            batch = batch.index_copy(0, idx, out)
+    def _apply_slot(t, batch: Tensor, slot: Tensor, warps: Optional[Tensor]) -> Tensor:
+        """One RandAugment slot: each op on the whole batch, kept where an image drew it;
+        the warps (Rotate, Shear, Translate) as one, by each image's inverse matrix."""
+        drawn, values = slot[:, 0].long().view(-1, 1, 1, 1), slot[:, 1]
+        for k, op in enumerate(t.transforms):
+            name = type(op).__name__
+            if name in WARPS:
+                continue
+            out = (solarize_add(batch, values, op.thr) if name == 'SolarizeAdd'
+                   else PIXEL_OPS[name](batch, values))
+            batch = torch.where(drawn == k, out, batch)
+        if warps is not None:
+            warped = (drawn == warps.view(1, -1, 1, 1)).any(1, keepdim=True)
+            out = warp_affine(batch, slot[:, 2:8].view(-1, 2, 3), slot[:, 8:11])
+            batch = torch.where(warped, out, batch)
         return batch
+
+
+class _Graphed:
+    """``fn(batch, params, noise)`` (device tensors of fixed shapes): eager at the first
+    call, captured as a CUDA graph at the second (on a stream of its own; other threads may
+    use the GPU meanwhile), replayed after. Returns a fresh tensor each call."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn, self.calls = fn, 0
+        self.graph: Optional[torch.cuda.CUDAGraph] = None
+        self.static: Tuple[Tensor, ...] = ()
+        self.out: Optional[Tensor] = None
+
+    def __call__(self, batch: Tensor, params: Tensor, noise: Optional[Tensor]) -> Tensor:
+        self.calls += 1
+        if self.calls == 1:
+            return self.fn(batch, params, noise)
+        if self.graph is None:
+            self.static = tuple(x.clone() for x in (batch, params, noise) if x is not None)
+            stream = torch.cuda.Stream(batch.device)
+            stream.wait_stream(torch.cuda.current_stream(batch.device))
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph, stream=stream, capture_error_mode='thread_local'):
+                self.out = self.fn(*self.static, *([None] if noise is None else []))
+            torch.cuda.current_stream(batch.device).wait_stream(stream)
+        for static, x in zip(self.static, (batch, params, noise)):
+            static.copy_(x)
+        self.graph.replay()
+        return self.out.clone()

@@ -1,84 +1,77 @@
-"""The classification recipe with its training images decoded and augmented on the GPU: the
-dataloader workers only read file bytes (``LoadImageBytes``), and
-``GPUAugmentClsDataPreprocessor`` decodes them (nvJPEG on a CUDA device) and runs the
-pipeline's augmentation there (:class:`GPUTrainAugment`). ``use_gpu_augment(cfg)`` rewrites a
-config so (``tools/train.py --gpu-augment``); validation keeps its CPU pipeline."""
-import io
+"""The classification recipe with its training augmentation on the GPU: the dataloader
+workers decode each image (the pipeline's own ``LoadImageFromFile``) and draw its random
+parameters (``DrawGPUAugment``), and ``GPUAugmentClsDataPreprocessor`` applies them to the
+batch there (:class:`GPUTrainAugment`). ``use_gpu_augment(cfg)`` rewrites a config so
+(``tools/train.py --gpu-augment``); validation keeps its CPU pipeline."""
 from typing import List, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmcv.transforms import BaseTransform
 from mmengine.config import Config
-from mmengine.fileio import get
-from mmpretrain.datasets.transforms import PackInputs
 from mmpretrain.models.utils import ClsDataPreprocessor
 from mmpretrain.registry import MODELS, TRANSFORMS
-from PIL import Image
 from torch import Tensor
+from torch.overrides import TorchFunctionMode
 
-from mmmobilemamba.utils.device_copy import on_device
+from mmmobilemamba.utils.device_copy import on_device, views_on_device
 from .gpu_augment import GPUTrainAugment
 
-EXIF_ORIENTATION = 0x0112
+PARAMS_KEY = 'gpu_augment'  # the data sample field that carries an image's draws
 
 
 @TRANSFORMS.register_module()
-class LoadImageBytes(BaseTransform):
-    """Read an image file's bytes, undecoded, as a 1-D uint8 tensor in ``results['img']``,
-    and its EXIF orientation (1-8, 1 = upright) in ``results['orientation']``, which
-    mmcv's cv2 reader applies and nvJPEG does not."""
+class DrawGPUAugment(BaseTransform):
+    """Draw a decoded image's augmentation parameters, as the CPU pipeline's transforms
+    ``transforms`` would on it, into ``results['gpu_augment']`` (a float64 row, see
+    :meth:`GPUTrainAugment.draw`); the pixels stay as they are, for the GPU. Its
+    ``PackInputs`` keeps the row (``algorithm_keys``).
+
+    Args:
+        transforms: the train pipeline's augmentation configs, ``RandomResizedCrop`` first.
+    """
+
+    def __init__(self, transforms: Sequence[dict]) -> None:
+        self.augment = GPUTrainAugment(transforms)
 
     def transform(self, results: dict) -> dict:
-        data = get(results['img_path'])
-        try:
-            orientation = Image.open(io.BytesIO(data)).getexif().get(EXIF_ORIENTATION, 1)
-        except Exception as err:  # noqa: BLE001  (PIL raises many types for broken files)
-            raise OSError(f'{results["img_path"]} is not a readable image ({err}).') from err
-        results['img'] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-        results['orientation'] = int(orientation)
+        h, w = results['img'].shape[:2]
+        results[PARAMS_KEY] = self.augment.draw(h, w)
         return results
 
 
-def orient(img: Tensor, orientation: int) -> Tensor:
-    """Apply an EXIF orientation to a (3, H, W) image, as Pillow's exif_transpose does."""
-    if orientation in (5, 6, 7, 8):
-        img = img.transpose(1, 2)
-    flips = {2: (2, ), 3: (1, 2), 4: (1, ), 6: (2, ), 7: (1, 2), 8: (1, )}.get(orientation)
-    return img.flip(flips) if flips else img
+class _PermuteWith(TorchFunctionMode):
+    """``torch.randperm`` calls without a generator (mmpretrain's Mixup/CutMix) draw from
+    ``generator``, on its device."""
 
+    def __init__(self, generator: torch.Generator) -> None:
+        super().__init__()
+        self.generator = generator
 
-def decode_images(encoded: List[Tensor], orientations: Sequence[int],
-                  device: torch.device, bgr: bool = True) -> List[Tensor]:
-    """(3, H, W) uint8 BGR images on ``device``, as mmcv's ``LoadImageFromFile`` reads them
-    (colour, EXIF orientation applied, BGR; RGB without ``bgr``, which spares a copy per
-    image). JPEGs decode in one batched call (nvJPEG on CUDA); a file that call cannot take
-    (PNG, CMYK JPEG) goes through torchvision's CPU decoder."""
-    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
-    try:
-        images = decode_jpeg(list(encoded), mode=ImageReadMode.RGB, device=device)
-    except RuntimeError:
-        images = []
-        for data in encoded:
-            try:
-                images.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
-            except RuntimeError:
-                images.append(decode_image(data, mode=ImageReadMode.RGB).to(device))
-    images = [orient(img, o) for img, o in zip(images, orientations)]
-    return [img.flip(0) for img in images] if bgr else images
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func is torch.randperm and kwargs.get('generator') is None:
+            kwargs.update(generator=self.generator, device=self.generator.device)
+        return func(*args, **kwargs)
 
 
 @MODELS.register_module()
 class GPUAugmentClsDataPreprocessor(ClsDataPreprocessor):
-    """``ClsDataPreprocessor`` for training batches of file bytes (``LoadImageBytes``):
-    decoded and augmented on the model's device by ``augment``, the train pipeline's
-    transforms between loading and packing, then normalised and mixed (Mixup/CutMix) as
-    ``ClsDataPreprocessor`` does. Decoded batches (validation, testing) pass as before.
+    """``ClsDataPreprocessor`` for training batches drawn by ``DrawGPUAugment``: augmented
+    on the model's device by ``augment``, the train pipeline's transforms between loading
+    and packing, then normalised and mixed (Mixup/CutMix) as ``ClsDataPreprocessor`` does.
+    Other batches (validation, testing) pass as before.
 
-    Nothing of a training batch waits for the GPU: the labels go over in one asynchronous
-    copy, and the batch augments draw their permutations on the device (mmpretrain's
+    Nothing of a training batch waits for the GPU: the images go over in one asynchronous
+    copy (one per storage: ``one_storage_collate`` makes it one), so do the labels, and the
+    batch augments draw their permutations on the device (mmpretrain's
     ``Mixup``/``CutMix`` index with a CPU ``randperm``, which would wait for the previous
-    training step).
+    training step). Those permutations and RandomErasing's noise come from the
+    preprocessor's own generator, seeded for each batch from NumPy's global one (which
+    draws everything else): the model's dropout and drop-path keep torch's, so a batch is
+    the same whether it is prepared in order or ahead, on another thread
+    (``PrefetchBatchesHook``), and ``RandomStateHook`` resumes it.
 
     Args:
         augment: mmpretrain transform configs, ``RandomResizedCrop`` first
@@ -89,23 +82,36 @@ class GPUAugmentClsDataPreprocessor(ClsDataPreprocessor):
     def __init__(self, augment: Sequence[dict], **kwargs) -> None:
         super().__init__(**kwargs)
         self.augment = GPUTrainAugment(augment)
+        self._generator = None
 
     def forward(self, data: dict, training: bool = False) -> dict:
-        inputs = data['inputs']
-        if isinstance(inputs, (list, tuple)) and inputs and inputs[0].dim() == 1:
+        samples = data.get('data_samples') or []
+        if samples and PARAMS_KEY in samples[0]:
             if not training:
-                raise ValueError('GPUAugmentClsDataPreprocessor got undecoded images outside '
-                                 'training: only train_dataloader may use LoadImageBytes.')
-            samples = data.get('data_samples') or []
-            orientations = [s.metainfo.get('orientation', 1) for s in samples]
-            images = decode_images(inputs, orientations or [1] * len(inputs), self.device,
-                                   bgr=False)
-            data = dict(data, inputs=self.augment(images, rgb=True))
-            if samples and all('gt_label' in s for s in samples):
-                self._labels_to_device(samples)
-            with torch.device(self.device):
-                return super().forward(data, training)
+                raise ValueError('GPUAugmentClsDataPreprocessor got a batch drawn by '
+                                 'DrawGPUAugment outside training: only train_dataloader '
+                                 'may use it.')
+            with torch.autocast(self.device.type, enabled=False):  # train_step's AMP
+                return self._train_forward(data['inputs'], samples, data)
         return super().forward(data, training)
+
+    def _train_forward(self, inputs: List[Tensor], samples: list, data: dict) -> dict:
+        """Augment, normalise and mix a decoded batch with its draws, in float32 (autocast
+        would run the warps' coordinates and Sharpness's filter in bfloat16)."""
+        params = torch.stack([s.pop(PARAMS_KEY) for s in samples])
+        generator = self._seeded_generator()
+        images = views_on_device(inputs, self.device)
+        data = dict(data, inputs=self.augment(images, params, generator))
+        if samples and all('gt_label' in s for s in samples):
+            self._labels_to_device(samples)
+        with torch.device(self.device), _PermuteWith(generator):
+            return super().forward(data, True)
+
+    def _seeded_generator(self) -> torch.Generator:
+        if self._generator is None or self._generator.device.type != self.device.type:
+            self._generator = torch.Generator(self.device)
+        self._generator.manual_seed(int(np.random.randint(2**31)))
+        return self._generator
 
     def _labels_to_device(self, samples: list) -> None:
         """The labels on the device in one asynchronous copy. Single labels that the
@@ -123,12 +129,13 @@ class GPUAugmentClsDataPreprocessor(ClsDataPreprocessor):
 
 
 def use_gpu_augment(cfg: Config) -> Config:
-    """Move a classification config's training decode and augmentation to the GPU: the
-    train pipeline becomes ``LoadImageBytes`` + its ``PackInputs`` (which also keeps the
-    orientation), the data preprocessor a ``GPUAugmentClsDataPreprocessor`` with the
-    pipeline's transforms and the old one's settings, the collate function
-    ``one_storage_collate`` over ``pseudo_collate`` (the files differ in length; their bytes
-    travel as one tensor)."""
+    """Move a classification config's training augmentation to the GPU: the train pipeline
+    becomes its ``LoadImageFromFile``, ``DrawGPUAugment`` with its augmentation and its
+    ``PackInputs`` (which also keeps the draws), the data preprocessor a
+    ``GPUAugmentClsDataPreprocessor`` with the same transforms and the old one's settings,
+    the collate function ``one_storage_collate`` over ``pseudo_collate`` (the images differ
+    in size; they travel as one tensor), and ``PrefetchBatchesHook`` prepares each batch
+    while the one before it trains."""
     if cfg.get('default_scope') != 'mmpretrain':
         raise ValueError('--gpu-augment is for classification configs (mmpretrain); '
                          'detection and segmentation keep their CPU pipelines.')
@@ -141,10 +148,11 @@ def use_gpu_augment(cfg: Config) -> Config:
         raise ValueError(f'--gpu-augment needs a train pipeline of LoadImageFromFile, the '
                          f'augmentation, PackInputs; got {names}.')
     pack = dict(pipeline[-1])
-    pack['meta_keys'] = tuple(pack.get('meta_keys', PackInputs.DEFAULT_META_KEYS)) + (
-        'orientation', )
-    dataset.pipeline = [dict(type='LoadImageBytes'), pack]
+    pack['algorithm_keys'] = tuple(pack.get('algorithm_keys', ())) + (PARAMS_KEY, )
+    dataset.pipeline = [pipeline[0], dict(type='DrawGPUAugment', transforms=pipeline[1:-1]),
+                        pack]
     cfg.train_dataloader.collate_fn = dict(type='one_storage_collate', base='pseudo_collate')
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='PrefetchBatchesHook')]
     owner = cfg.model if cfg.model.get('data_preprocessor') else cfg
     old = dict(owner.get('data_preprocessor') or {})
     if old.pop('type', 'ClsDataPreprocessor') not in ('ClsDataPreprocessor',

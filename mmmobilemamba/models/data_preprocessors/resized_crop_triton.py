@@ -8,10 +8,11 @@ each pass is still this one, but the order moves a few pixels by several levels.
 
 Why a kernel: torch resizes one image per call, so a batch of 128 crops of different boxes
 costs ~900 launches and 8.0-9.0 ms of host time per batch on the H200 machines (4.1-4.4 ms
-with this kernel: benchmarks/gpu_augment_speed.py, docs/benchmarks.md); here the boxes
-travel as one table and every program finds its image in it. The first pass writes every image's intermediate
-into one ragged uint8 buffer (no padding to the largest image); the second reads it and
-writes the ``(N, 3, S_h, S_w)`` batch. Importing this module never needs a GPU.
+with this kernel, 0.7-1.2 ms when the images arrive as one buffer:
+benchmarks/gpu_augment_speed.py, docs/benchmarks.md); here the boxes travel as one table and
+every program finds its image in it. The first pass writes every image's intermediate into
+one ragged uint8 buffer (no padding to the largest image); the second reads it and writes
+the ``(N, 3, S_h, S_w)`` batch. Importing this module never needs a GPU.
 """
 import os
 from typing import List, Sequence, Tuple
@@ -99,24 +100,20 @@ if HAS_TRITON:
         return acc
 
     @triton.jit
-    def _pass_kernel(src, dst, meta, taps, ALONG_ROWS: tl.constexpr, SWAP_RB: tl.constexpr,
-                     BLOCK_X: tl.constexpr, BLOCK_Y: tl.constexpr):
+    def _pass_kernel(src, dst, meta, taps, ALONG_ROWS: tl.constexpr, BLOCK_X: tl.constexpr,
+                     BLOCK_Y: tl.constexpr):
         """One resampling pass of every image and channel, along rows (widths change) or
         columns (heights change): program (image x 3 + channel, block of output rows).
         ``meta`` holds, per image: the source's offset, row stride, plane stride, crop top,
-        left, rows, cols; the output's offset, rows, cols. ``SWAP_RB`` reads channel
-        2 - c for channel c (RGB in, BGR out)."""
+        left, rows, cols; the output's offset, rows, cols."""
         n, c = tl.program_id(0) // 3, tl.program_id(0) % 3
-        c_src = c
-        if SWAP_RB:
-            c_src = 2 - c
         m = meta + n * 10
         out_rows, out_cols = tl.load(m + 8).to(tl.int32), tl.load(m + 9).to(tl.int32)
         y = tl.program_id(1) * BLOCK_Y + tl.arange(0, BLOCK_Y)
         x = tl.arange(0, BLOCK_X)
         if tl.program_id(1) * BLOCK_Y < out_rows:
             stride = tl.load(m + 1)
-            base = (src + tl.load(m) + c_src * tl.load(m + 2) + tl.load(m + 3) * stride
+            base = (src + tl.load(m) + c * tl.load(m + 2) + tl.load(m + 3) * stride
                     + tl.load(m + 4))
             in_rows, in_cols = tl.load(m + 5).to(tl.int32), tl.load(m + 6).to(tl.int32)
             if ALONG_ROWS:
@@ -134,20 +131,35 @@ def _taps(length: int, out_size: int) -> int:
     return int(4 * max(length / out_size, 1.0)) + 2
 
 
+def _one_buffer(images: Sequence[Tensor]) -> Tuple[Tensor, List[int]]:
+    """All images as one flat uint8 buffer and each one's offset in it: their own storage
+    when they are contiguous views of one (a batch from ``one_storage_collate``, copied to
+    the device in one piece), else their concatenation."""
+    storage = images[0].untyped_storage()
+    if all(img.is_contiguous() and img.untyped_storage().data_ptr() == storage.data_ptr()
+           for img in images):
+        flat = torch.empty(0, dtype=torch.uint8, device=images[0].device).set_(storage)
+        return flat, [img.storage_offset() for img in images]
+    offsets = [0]
+    for img in images[:-1]:
+        offsets.append(offsets[-1] + img.numel())
+    return torch.cat([img.reshape(-1) for img in images]), offsets
+
+
 def resized_crops(images: Sequence[Tensor], boxes: Sequence[Tuple[int, int, int, int]],
-                  size: Tuple[int, int], swap_rb: bool = False) -> Tensor:
+                  size: Tuple[int, int]) -> Tensor:
     """Crop each uint8 ``(3, H, W)`` image of ``images`` to its box ``(top, left, h, w)``
     and resize it to ``size`` ``(h, w)`` with Pillow's bicubic resampler, horizontal pass
-    first (its C ``ImagingResample``); a ``(N, 3, *size)`` uint8 batch, its first and last
-    channels swapped with ``swap_rb`` (RGB images in, BGR out). All images on one CUDA
-    device (or any, under ``TRITON_INTERPRET=1``)."""
+    first (its C ``ImagingResample``); a ``(N, 3, *size)`` uint8 batch. All images on one
+    CUDA device (or any, under ``TRITON_INTERPRET=1``)."""
     if not images or not all(triton_resized_crop_available(img) for img in images):
         raise ValueError('resized_crops needs triton and CUDA images (TRITON_INTERPRET=1 '
                          'emulates on the CPU); use gpu_augment.resized_crop elsewhere.')
     out_h, out_w = size
+    src, offsets = _one_buffer(images)
     passes: Tuple[List[List[int]], List[List[int]]] = ([], [])
-    offset = between = 0
-    for n, (img, (top, left, h, w)) in enumerate(zip(images, boxes)):
+    between = 0
+    for n, (img, offset, (top, left, h, w)) in enumerate(zip(images, offsets, boxes)):
         _, height, width = img.shape
         if not (0 <= top and top + h <= height and 0 <= left and left + w <= width
                 and h > 0 and w > 0):
@@ -156,10 +168,8 @@ def resized_crops(images: Sequence[Tensor], boxes: Sequence[Tuple[int, int, int,
         passes[0].append([offset, width, height * width, top, left, h, w, between, h, out_w])
         passes[1].append([between, out_w, h * out_w, 0, 0, h, out_w, n * 3 * out_h * out_w,
                           out_h, out_w])
-        offset += img.numel()
         between += 3 * h * out_w
     device = images[0].device
-    src = torch.cat([img.reshape(-1) for img in images])
     meta = on_device(passes, device, torch.int64)
     buffer = torch.empty(between, dtype=torch.uint8, device=device)
     dst = torch.empty(len(images), 3, out_h, out_w, dtype=torch.uint8, device=device)
@@ -167,8 +177,8 @@ def resized_crops(images: Sequence[Tensor], boxes: Sequence[Tuple[int, int, int,
     max_h = max(b[2] for b in boxes)
     _pass_kernel[(3 * len(images), triton.cdiv(max_h, BLOCK_ROWS))](
         src, buffer, meta[0], max(_taps(b[3], out_w) for b in boxes), ALONG_ROWS=True,
-        SWAP_RB=swap_rb, BLOCK_X=block_x, BLOCK_Y=BLOCK_ROWS)
+        BLOCK_X=block_x, BLOCK_Y=BLOCK_ROWS)
     _pass_kernel[(3 * len(images), triton.cdiv(out_h, BLOCK_ROWS))](
         buffer, dst, meta[1], max(_taps(b[2], out_h) for b in boxes), ALONG_ROWS=False,
-        SWAP_RB=False, BLOCK_X=block_x, BLOCK_Y=BLOCK_ROWS)
+        BLOCK_X=block_x, BLOCK_Y=BLOCK_ROWS)
     return dst
