@@ -147,10 +147,10 @@ class PrefetchBatchesHook(Hook):
     (through pinned memory: ~60 MB for 128 ImageNet images) and augments them there, host
     time that would otherwise come before each step. A :class:`BatchPrefetcher` thread does
     it one batch ahead, on its own CUDA stream (the copy and the graph replays release the
-    GIL); the model's preprocessor then hands the prepared batch on. The batches are the same as
-    without the hook: their random draws happen in the same order, in that thread alone,
-    and none run past the end of an epoch (where ``RandomStateHook`` saves and resumes).
-    Validation is unchanged.
+    GIL); the model's preprocessor then hands the prepared batch on. The batches are the
+    same as without the hook: their random draws happen in the same order, in that thread
+    alone, and none run past the end of an epoch (where ``RandomStateHook`` saves and
+    resumes). Validation is unchanged.
 
     Needs an epoch-based train loop and a preprocessor whose random draws come from NumPy,
     Python or its own generator (``GPUAugmentClsDataPreprocessor``); ones that draw from

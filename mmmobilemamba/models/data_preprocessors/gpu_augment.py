@@ -437,9 +437,9 @@ class GPUTrainAugment:
                                  for img, box in zip(images, boxes)])
         params = on_device(params[:, 4:], device, torch.float32)
         noise = None
-        if any(type(t).__name__ == 'RandomErasing' and t.mode == 'rand'
-               for t in self.transforms):
-            noise = erase_noise(batch, self.transforms[-1].fill_std is not None, generator)
+        for t in self.transforms:
+            if type(t).__name__ == 'RandomErasing' and t.mode == 'rand':
+                noise = erase_noise(batch, t.fill_std is not None, generator)
         if not batch.is_cuda:
             return self.apply(batch, params, noise)
         key = (tuple(batch.shape), device, noise is None)
