@@ -56,18 +56,17 @@ def draws_ms(augment: GPUTrainAugment, batch: int, batches: int) -> float:
 def op_gpu_ms(augment: GPUTrainAugment, batch: torch.Tensor, runs: int = 10) -> Dict[str, float]:
     """Median GPU ms of each pixel op of the dense augmentation on the whole ``batch``."""
     from mmmobilemamba.models.data_preprocessors.gpu_augment import (
-        PIXEL_OPS, WARPS, erase, solarize_add, warp_affine)
+        WARPS, apply_randaug_op, erase, warp_affine)
     n, device = len(batch), batch.device
     values = torch.full((n, ), 0.5, device=device)
     inverse = torch.tensor([[0.98, -0.17, 20.0], [0.17, 0.98, -18.0]], device=device)
     fns = {'flip': lambda: torch.where(values.view(-1, 1, 1, 1) > 0, batch.flip(-1), batch)}
+    scales = {'Posterize': 8, 'Solarize': 200, 'SolarizeAdd': 100}  # in each op's range
     for op in augment.transforms[2].transforms:
         name = type(op).__name__
-        if name == 'SolarizeAdd':
-            fns[name] = lambda op=op: solarize_add(batch, values * 100, op.thr)
-        elif name not in WARPS:
-            fns[name] = lambda name=name: PIXEL_OPS[name](batch, values * (
-                8 if name == 'Posterize' else 200 if name == 'Solarize' else 1))
+        if name not in WARPS:
+            fns[name] = lambda op=op, name=name: apply_randaug_op(
+                op, batch, values * scales.get(name, 1))
     fns['warp (Rotate/Shear/Translate, one for all)'] = lambda: warp_affine(
         batch, inverse.expand(n, 2, 3), torch.full((n, 3), 100.0, device=device))
     rects = torch.tensor([[10, 20, 100, 80]], device=device).expand(n, 4)

@@ -256,7 +256,7 @@ def warp_parameters(op, values: Tensor, h: int, w: int) -> Tuple[Tensor, Tensor]
 
 def apply_randaug_op(op, img: Tensor, values: Tensor) -> Tensor:
     """mmpretrain's op ``op`` on the images ``img`` with their drawn ``values`` (CPU for
-    the warps)."""
+    the warps; the other ops take them on ``img``'s device without a copy)."""
     name = type(op).__name__
     if name in WARPS:
         inverse, fill = warp_parameters(op, values, *img.shape[-2:])
@@ -491,12 +491,8 @@ class GPUTrainAugment:
         the warps (Rotate, Shear, Translate) as one, by each image's inverse matrix."""
         drawn, values = slot[:, 0].long().view(-1, 1, 1, 1), slot[:, 1]
         for k, op in enumerate(t.transforms):
-            name = type(op).__name__
-            if name in WARPS:
-                continue
-            out = (solarize_add(batch, values, op.thr) if name == 'SolarizeAdd'
-                   else PIXEL_OPS[name](batch, values))
-            batch = torch.where(drawn == k, out, batch)
+            if type(op).__name__ not in WARPS:
+                batch = torch.where(drawn == k, apply_randaug_op(op, batch, values), batch)
         if warps is not None:
             warped = (drawn == warps.view(1, -1, 1, 1)).any(1, keepdim=True)
             out = warp_affine(batch, slot[:, 2:8].view(-1, 2, 3), slot[:, 8:11])
