@@ -9,7 +9,8 @@ from mmengine.evaluator import DumpResults
 
 import mmmobilemamba  # noqa: F401  (registers our modules)
 from mmmobilemamba.utils import check_checkpoint_file, check_dataset_paths
-from mmmobilemamba.utils.run_config import add_launch_args, build_runner, load_run_config
+from mmmobilemamba.utils.run_config import (add_launch_args, build_runner, close_distributed,
+                                             load_run_config)
 
 
 def parse_args() -> argparse.Namespace:
@@ -66,6 +67,7 @@ def main() -> None:
     if args.out:
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     runner.test()
+    close_distributed()
 
 
 if __name__ == '__main__':

@@ -6,7 +6,8 @@ import argparse
 
 import mmmobilemamba  # noqa: F401  (registers our modules)
 from mmmobilemamba.utils import check_dataset_paths
-from mmmobilemamba.utils.run_config import add_launch_args, build_runner, build_train_cfg
+from mmmobilemamba.utils.run_config import (add_launch_args, build_runner, build_train_cfg,
+                                             close_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,6 +41,7 @@ def main() -> None:
     check_dataset_paths(cfg, splits=('train_dataloader', 'val_dataloader'))
     runner = build_runner(cfg)
     runner.train()
+    close_distributed()
 
 
 if __name__ == '__main__':

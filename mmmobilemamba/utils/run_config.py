@@ -109,6 +109,16 @@ def build_runner(cfg: Config, mode: str = 'train') -> Runner:
     return runner
 
 
+def close_distributed() -> None:
+    """Destroy the process group once a run has finished.
+
+    Left to the interpreter's exit, gloo's worker threads can outlive it and abort the process
+    ("terminate called without an active exception"), failing a run that succeeded.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def check_run_checkpoint(cfg: Config, runner: Runner, mode: str = 'train') -> None:
     """Fail before training or testing when the checkpoint the runner will load (load_from,
     --resume, or the latest one in the work dir for a bare --resume) is truncated, not a
