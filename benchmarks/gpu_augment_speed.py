@@ -168,7 +168,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         r['img_s'] = len(files) / r['done_ms'] * 1e3
         print(f"| {r['stage']} | {r['host_ms']:.1f} | {r['done_ms']:.1f} | {r['img_s']:.0f} |")
     ops = op_gpu_ms(preprocessor.augment, crop_only(images, params[:, :4]))
-    print('| op, on the whole cropped batch (each RandAugment slot runs all of them) | GPU ms |')
+    print('| op, on the whole cropped batch (a RandAugment slot runs each on its group, '
+          f'{preprocessor.augment.groups(params[:, 4:])[0].shape[1]} images here) | GPU ms |')
     print('|---|---|')
     for name, ms in ops.items():
         print(f'| {name} | {ms:.3f} |')

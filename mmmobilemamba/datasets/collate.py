@@ -1,12 +1,13 @@
 """A collate function that hands a batch from the dataloader workers to the training process
 in a few shared-memory files instead of one per tensor."""
 from collections import defaultdict
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from mmengine.dataset import default_collate, pseudo_collate
 from mmengine.registry import FUNCTIONS
 from mmengine.structures import BaseDataElement
+from torch.utils.data import get_worker_info
 
 BASES = {'pseudo_collate': pseudo_collate, 'default_collate': default_collate}
 
@@ -21,6 +22,9 @@ def one_storage_collate(data_batch: Sequence[dict], base: str = 'pseudo_collate'
     descriptor, which the training process then has to receive: for the 128 labels (and,
     with ``--gpu-augment``, the 128 decoded images) of a batch this costs more than reading
     the images. Views of one storage travel as one file (and reach the GPU in one copy).
+    In a worker that storage is made in shared memory, as torch's own collate does, so
+    sending it copies nothing more. Each tensor keeps its strides: a decoder's HWC image
+    viewed as CHW is copied in its memory order, not transposed.
     """
     if base not in BASES:
         raise ValueError(f"one_storage_collate: base must be one of {sorted(BASES)}, got "
@@ -34,15 +38,27 @@ def one_storage_collate(data_batch: Sequence[dict], base: str = 'pseudo_collate'
         if isinstance(sample, BaseDataElement):
             _collect(slots, sample, list(sample.keys()))
     for entries in slots.values():
-        flat = torch.cat([t.reshape(-1) for _, _, t in entries])
-        views = flat.split([t.numel() for _, _, t in entries])
-        for (owner, key, tensor), view in zip(entries, views):
-            view = view.view(tensor.shape)
+        dense = [_in_memory_order(t) for _, _, t in entries]
+        total = sum(t.numel() for t, _ in dense)
+        flat = dense[0][0].new_empty(0)
+        if get_worker_info() is not None:
+            flat = flat.new(dense[0][0]._typed_storage()._new_shared(total, device='cpu'))
+        flat = torch.cat([t.reshape(-1) for t, _ in dense], out=flat.resize_(total))
+        views = flat.split([t.numel() for t, _ in dense])
+        for (owner, key, _), (tensor, order), view in zip(entries, dense, views):
+            view = view.view(tensor.shape).permute(order)
             if isinstance(owner, list):
                 owner[key] = view
             else:
                 owner.set_field(view, key)
     return batch
+
+
+def _in_memory_order(t: torch.Tensor) -> Tuple[torch.Tensor, List[int]]:
+    """``t`` permuted into its memory order (contiguous; copied only if it is not dense)
+    and the permutation that gives ``t``'s dimensions back."""
+    order = sorted(range(t.dim()), key=lambda d: -t.stride(d))
+    return t.permute(order).contiguous(), sorted(range(t.dim()), key=order.__getitem__)
 
 
 def _collect(slots: Dict[torch.dtype, List[tuple]], owner, keys) -> None:
@@ -51,4 +67,4 @@ def _collect(slots: Dict[torch.dtype, List[tuple]], owner, keys) -> None:
     for key in keys:
         value = owner[key] if isinstance(owner, list) else owner.get(key)
         if isinstance(value, torch.Tensor) and value.device.type == 'cpu':
-            slots[value.dtype].append((owner, key, value.contiguous()))
+            slots[value.dtype].append((owner, key, value))

@@ -60,8 +60,25 @@ def test_registered_for_configs_and_refuses_an_unknown_base():
         one_storage_collate([sample(0, 4)], base='collate')
 
 
+def test_keeps_strides_and_copies_in_memory_order():
+    """A decoder's HWC image viewed as CHW travels in its memory order, untransposed."""
+    hwc = [torch.randint(0, 256, (h, 5, 3), dtype=torch.uint8) for h in (4, 6)]
+    items = [dict(inputs=img.permute(2, 0, 1), data_samples=DataSample().set_gt_label(i))
+             for i, img in enumerate(hwc)]
+    ours = one_storage_collate(items)
+    for view, img in zip(ours['inputs'], hwc):
+        assert torch.equal(view, img.permute(2, 0, 1)) and view.stride() == (1, 15, 3)
+    flat = torch.empty(0, dtype=torch.uint8).set_(ours['inputs'][0].untyped_storage())
+    assert torch.equal(flat, torch.cat([img.reshape(-1) for img in hwc]))
+
+
+def collate_and_report(data_batch: list) -> dict:
+    batch = one_storage_collate(data_batch)
+    return dict(batch, made_shared=batch['inputs'][0].is_shared())
+
+
 def test_through_dataloader_workers():
-    loader = DataLoader(Bytes(), batch_size=4, num_workers=2, collate_fn=one_storage_collate)
+    loader = DataLoader(Bytes(), batch_size=4, num_workers=2, collate_fn=collate_and_report)
     batches = list(loader)
     assert len(batches) == 3
     for k, batch in enumerate(batches):
@@ -69,3 +86,6 @@ def test_through_dataloader_workers():
             want = sample(4 * k + j, 100 + 7 * (4 * k + j))
             assert torch.equal(data, want['inputs'])
             assert int(s.gt_label) == 4 * k + j
+        assert batch['made_shared']  # by the worker: sending it copies nothing more
+    assert not next(iter(DataLoader(Bytes(), batch_size=4, collate_fn=collate_and_report))
+                    )['made_shared']  # no worker: plain memory

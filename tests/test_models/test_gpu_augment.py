@@ -12,7 +12,8 @@ from mmpretrain.registry import TRANSFORMS  # noqa: E402
 
 import mmmobilemamba  # noqa: E402,F401
 from mmmobilemamba.models.data_preprocessors.gpu_augment import (  # noqa: E402
-    GPUTrainAugment, apply_randaug_op, draw_randaug_op, erase, resized_crop)
+    GPUTrainAugment, apply_randaug_op, capacity, draw_randaug_op, erase, group_index,
+    resized_crop)
 from mmmobilemamba.models.data_preprocessors.resized_crop_triton import (  # noqa: E402
     INTERPRET, resized_crops, triton_resized_crop_available)
 from mmmobilemamba.utils.device_copy import views_on_device  # noqa: E402
@@ -148,6 +149,11 @@ def test_batched_crop_gives_pillows_pixels():
     views = [v.view(3, *img.shape[:2]) for v, img in zip(  # one storage: read in place
         flat.to(device).split([img.size for img in images]), images)]
     assert torch.equal(resized_crops(views, boxes, (224, 224)), batch)
+    # the workers' layout: each decoder's HWC image viewed as CHW, in place
+    flat = torch.cat([torch.from_numpy(img).reshape(-1) for img in images]).to(device)
+    hwc = [v.view(img.shape).permute(2, 0, 1) for v, img in zip(
+        flat.split([img.size for img in images]), images)]
+    assert torch.equal(resized_crops(hwc, boxes, (224, 224)), batch)
     with pytest.raises(ValueError, match='outside the 57x33 image'):
         resized_crops([torch.zeros(3, 57, 33, dtype=torch.uint8, device=device)],
                       [(0, 0, 58, 33)], (224, 224))
@@ -196,13 +202,31 @@ def cpu_pipeline_draws(crop, flip, randaug, erasing, img: torch.Tensor, size) ->
     return box, flipped, chosen, values, rect
 
 
+def test_group_index_lists_each_member_once_and_fills_with_others():
+    groups = [np.array([3, 7]), np.array([], dtype=np.int64), np.arange(0, 40, 4)]
+    table = group_index(groups, 40)
+    assert table.shape == (3, 16)  # the largest group, 10, rounded up to a power of two
+    for row, members in zip(table.tolist(), groups):
+        kept = [i for i in row if i >= 0]
+        fill = [-1 - i for i in row if i < 0]
+        assert kept == members.tolist() and len(set(fill) | set(kept)) == 16
+        assert not set(fill) & set(members.tolist()) and all(0 <= i < 40 for i in fill)
+    assert capacity(0, 40) == 8 and capacity(9, 40) == 16 and capacity(33, 40) == 40
+    assert capacity(3, 4) == 4
+
+
+# every op of the recipe; two ops only, so that each group holds many images
+POLICY_SETS = {'all': OPS, 'crowded': [OPS[1], OPS[3]]}
+
+
 @pytest.mark.parametrize('device', DEVICES)
-def test_batch_applies_each_images_own_draws(device):
+@pytest.mark.parametrize('policy_set', sorted(POLICY_SETS))
+def test_batch_applies_each_images_own_draws(device, policy_set):
     """Each image draws as the CPU pipeline draws it (the same calls in the same order),
-    and the batch (crop, flip, every RandAugment op over the batch, erasing) gives each
-    image what its draws, applied to it alone, give."""
+    and the batch (crop, flip, each RandAugment op on its group, erasing) gives each image
+    what its draws, applied to it alone, give."""
     policies = [dict(type=c['type'], **{k: v for k, v in c.items() if k != 'type'})
-                for c in OPS]
+                for c in POLICY_SETS[policy_set]]
     hparams = dict(pad_val=PAD, interpolation='bicubic')
     pipeline = [dict(type='RandomResizedCrop', scale=48, backend='pillow',
                      interpolation='bicubic'),
@@ -213,8 +237,7 @@ def test_batch_applies_each_images_own_draws(device):
                      max_area_ratio=0.3, fill_color=PAD)]
     augment = GPUTrainAugment(pipeline)
     images = [torch.from_numpy(photo(s, 60 + 7 * (s % 16), 80 - 3 * (s % 10))).permute(2, 0, 1)
-              .contiguous()
-              for s in range(32)]
+              for s in range(32)]  # HWC memory, as the workers send it
     np.random.seed(5)
     rows = torch.stack([augment.draw(*img.shape[1:]) for img in images])
     after = np.random.get_state()[1:3]
@@ -239,8 +262,12 @@ def test_batch_applies_each_images_own_draws(device):
             want[..., top:top + h, left:left + w] = torch.tensor(PAD).view(3, 1, 1).to(device)
         assert torch.equal(batch[i], want[0]), i
     assert 0 < sum(d[1] for d in draws) < 32 and 0 < sum(d[4] is not None for d in draws) < 32
-    applied = {j for d in draws for j, v in zip(d[2], d[3]) if v is not None}
-    assert len(applied) >= 10 and {3, 11, 13} & applied  # most ops, warps among them
+    applied = [j for d in draws for j, v in zip(d[2], d[3]) if v is not None]
+    if policy_set == 'all':
+        assert len(set(applied)) >= 10 and {3, 11, 13} & set(applied)  # warps among them
+    else:  # groups larger than the smallest capacity, 8
+        op_index, warp_index = augment.groups(rows[:, 4:])
+        assert op_index.shape[1] > 8 and warp_index.shape[1] > 8
 
 
 def test_the_workers_draws_use_the_cpu_pipelines_random_stream(tmp_path):

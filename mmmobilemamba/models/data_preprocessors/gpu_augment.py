@@ -9,14 +9,18 @@ tensors in BGR order, following mmcv's cv2 implementations (and Pillow's bicubic
 the crop).
 
 The host's time per batch is the cost to keep small (it launches every kernel while the GPU
-trains): after the crop, every op runs on the whole batch and keeps its result where an
-image drew it, so the batch's shapes never change and that part replays as one CUDA graph.
+trains), and so is the GPU's, which the training step shares: after the crop, flips and
+erasing run on the whole batch as masks, and each RandAugment op on a fixed number of
+images (its slot's capacity: the images that drew it, filled up with others that it leaves
+as they are), so the shapes depend only on the capacities and the whole part replays as one
+CUDA graph per pair of them.
 """
 import inspect
 import math
 import types
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -337,6 +341,36 @@ class _Shape:
         self.shape = (h, w, 3)
 
 
+def capacity(count: int, n: int) -> int:
+    """How many images an op's group of ``count`` (of ``n``) runs on: the next power of two,
+    at least 8 and at most ``n``, so that few shapes (CUDA graphs) serve all batches."""
+    return min(n, max(8, 1 << max(count - 1, 0).bit_length()))
+
+
+def group_index(groups: Sequence[np.ndarray], n: int) -> Tensor:
+    """The images of each group (an op's, in one RandAugment slot) as one row of a
+    ``(len(groups), capacity)`` int64 table: the group's images, then others of the ``n``
+    images as fill, written ``-1 - index`` (gathered and put back unchanged). No row repeats
+    an image, so putting a row's images back is deterministic."""
+    cap = capacity(max((len(g) for g in groups), default=0), n)
+    table = np.empty((len(groups), cap), dtype=np.int64)
+    for row, members in zip(table, groups):
+        others = np.setdiff1d(np.arange(n), members, assume_unique=True)[:cap - len(members)]
+        row[:len(members)], row[len(members):] = members, -1 - others
+    return torch.from_numpy(table)
+
+
+def _apply_to_group(batch: Tensor, rows: Tensor, fn: Callable[[Tensor, Tensor], Tensor]
+                    ) -> Tensor:
+    """``fn(images, positions)`` on the images of one :func:`group_index` row (members and
+    fill), its result kept for the members and put back in place."""
+    member = rows >= 0
+    positions = torch.where(member, rows, -1 - rows)
+    images = batch.index_select(0, positions)
+    kept = torch.where(member.view(-1, 1, 1, 1), fn(images, positions), images)
+    return batch.index_copy_(0, positions, kept)
+
+
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # the inverse matrix of an image not warped
 WIDTHS = {'RandomResizedCrop': 4, 'RandomFlip': 2, 'RandomErasing': 4}
 SLOT = 11  # a RandAugment slot: op index (-1: none), value, inverse matrix (6), fill (3)
@@ -353,8 +387,9 @@ class GPUTrainAugment:
     config's order. Each image draws from the transform objects themselves, with the calls
     and in the order of mmpretrain's CPU pipeline (NumPy's global generator of the
     worker), into one float64 row (``width`` values). The crop then runs as one Triton
-    kernel per pass; every later op runs on the whole batch and keeps its result where an
-    image drew it, as one CUDA graph on CUDA (captured at the second batch of a shape).
+    kernel per pass; flips and erasing run on the whole batch, each RandAugment op on its
+    slot's group (:func:`group_index`), as one CUDA graph on CUDA (captured at the second
+    batch of a shape and pair of capacities).
     """
 
     SUPPORTED = ('RandomResizedCrop', 'RandomFlip', 'RandAugment', 'RandomErasing')
@@ -379,6 +414,16 @@ class GPUTrainAugment:
         self.size = tuple(self.transforms[0].scale[::-1])  # mmcv's (w, h) -> (h, w)
         self.width = sum(WIDTHS.get(type(t).__name__, 0) + SLOT * getattr(t, 'num_policies', 0)
                          for t in self.transforms)
+        # per RandAugment slot: its op-index column, its pixel ops and its warps
+        self._slots: List[Tuple[int, List[int], List[int]]] = []
+        col = 0  # in the draws after the crop's
+        for t in self.transforms[1:]:
+            for _ in range(getattr(t, 'num_policies', 0)):
+                kinds = [type(op).__name__ in WARPS for op in t.transforms]
+                self._slots.append((col, [k for k, w in enumerate(kinds) if not w],
+                                    [k for k, w in enumerate(kinds) if w]))
+                col += SLOT
+            col += WIDTHS.get(type(t).__name__, 0)
         self._constants: Dict[torch.device, Dict[str, Tensor]] = {}
         self._graphs: Dict[tuple, '_Graphed'] = {}
 
@@ -435,16 +480,29 @@ class GPUTrainAugment:
         else:
             batch = torch.stack([resized_crop(img, box, self.size)
                                  for img, box in zip(images, boxes)])
+        op_index, warp_index = (on_device(t, device) for t in self.groups(params[:, 4:]))
         params = on_device(params[:, 4:], device, torch.float32)
         noise = None
         for t in self.transforms:
             if type(t).__name__ == 'RandomErasing' and t.mode == 'rand':
                 noise = erase_noise(batch, t.fill_std is not None, generator)
         if not batch.is_cuda:
-            return self.apply(batch, params, noise)
-        key = (tuple(batch.shape), device, noise is None)
+            return self.apply(batch, params, noise, op_index, warp_index)
+        key = (tuple(batch.shape), device, noise is None, op_index.shape, warp_index.shape)
         graphed = self._graphs.setdefault(key, _Graphed(self.apply))
-        return graphed(batch, params, noise)
+        return graphed(batch, params, noise, op_index, warp_index)
+
+    def groups(self, params: Tensor) -> Tuple[Tensor, Tensor]:
+        """The images each RandAugment op takes, slot by slot, from the draws ``params``
+        (after the crop's columns, CPU): the pixel ops' rows ``(slots x ops, capacity)``
+        and the warps' ``(slots, capacity)`` (:func:`group_index`; one group for the
+        warps of a slot, which run as one)."""
+        pixel_groups, warp_groups = [], []
+        for col, pixel_ops, warps in self._slots:
+            drawn = params[:, col].numpy()
+            pixel_groups += [np.flatnonzero(drawn == k) for k in pixel_ops]
+            warp_groups.append(np.flatnonzero(np.isin(drawn, warps)))
+        return group_index(pixel_groups, len(params)), group_index(warp_groups, len(params))
 
     def _on(self, device: torch.device) -> Dict[str, Tensor]:
         """The transforms' constants on ``device``, copied there once."""
@@ -455,17 +513,17 @@ class GPUTrainAugment:
                     found[f'{i}/fill_color'] = torch.tensor(t.fill_color, dtype=torch.float32)
                     if t.fill_std is not None:
                         found[f'{i}/fill_std'] = torch.tensor(t.fill_std, dtype=torch.float32)
-                for j, op in enumerate(getattr(t, 'transforms', [])):
-                    if type(op).__name__ in WARPS:
-                        found.setdefault(f'{i}/warps', []).append(j)
             self._constants[device] = {k: on_device(v, device) for k, v in found.items()}
         return self._constants[device]
 
-    def apply(self, batch: Tensor, params: Tensor, noise: Optional[Tensor]) -> Tensor:
+    def apply(self, batch: Tensor, params: Tensor, noise: Optional[Tensor], op_index: Tensor,
+              warp_index: Tensor) -> Tensor:
         """Every transform after the crop on the cropped ``batch``, with the device
-        ``params`` (N, ``width`` - 4, float32) and erasing's ``noise``: only device work,
-        no host copies and no data-dependent shapes (CUDA graphs capture it)."""
-        constants, col = self._on(batch.device), 0
+        ``params`` (N, ``width`` - 4, float32), erasing's ``noise`` and the RandAugment
+        groups (:meth:`groups`): only device work, no host copies and no data-dependent
+        shapes (CUDA graphs capture it)."""
+        constants, col, slot = self._on(batch.device), 0, 0
+        op_rows = iter(op_index)
         for i, t in enumerate(self.transforms[1:], 1):
             name = type(t).__name__
             if name == 'RandomFlip':
@@ -479,51 +537,56 @@ class GPUTrainAugment:
                               noise)
                 col += 4
             else:
+                batch = batch.clone()  # the groups write in place
                 for _ in range(t.num_policies):
-                    batch = self._apply_slot(t, batch, params[:, col:col + SLOT],
-                                             constants.get(f'{i}/warps'))
-                    col += SLOT
+                    _, pixel_ops, warps = self._slots[slot]
+                    self._apply_slot(t, batch, params[:, col:col + SLOT],
+                                     [next(op_rows) for _ in pixel_ops],
+                                     warp_index[slot] if warps else None)
+                    col, slot = col + SLOT, slot + 1
         return batch
 
-    @staticmethod
-    def _apply_slot(t, batch: Tensor, slot: Tensor, warps: Optional[Tensor]) -> Tensor:
-        """One RandAugment slot: each op on the whole batch, kept where an image drew it;
-        the warps (Rotate, Shear, Translate) as one, by each image's inverse matrix."""
-        drawn, values = slot[:, 0].long().view(-1, 1, 1, 1), slot[:, 1]
-        for k, op in enumerate(t.transforms):
-            if type(op).__name__ not in WARPS:
-                batch = torch.where(drawn == k, apply_randaug_op(op, batch, values), batch)
-        if warps is not None:
-            warped = (drawn == warps.view(1, -1, 1, 1)).any(1, keepdim=True)
-            out = warp_affine(batch, slot[:, 2:8].view(-1, 2, 3), slot[:, 8:11])
-            batch = torch.where(warped, out, batch)
-        return batch
+    def _apply_slot(self, t, batch: Tensor, slot: Tensor, op_rows: List[Tensor],
+                    warp_rows: Optional[Tensor]) -> None:
+        """One RandAugment slot, in place: each pixel op on its group; the warps (Rotate,
+        Shear, Translate) as one on theirs, by each image's inverse matrix."""
+        values = slot[:, 1]
+        pixel_ops = [op for op in t.transforms if type(op).__name__ not in WARPS]
+        for op, rows in zip(pixel_ops, op_rows):
+            _apply_to_group(batch, rows, lambda img, at, op=op: apply_randaug_op(
+                op, img, values.index_select(0, at)))
+        if warp_rows is not None:
+            _apply_to_group(batch, warp_rows, lambda img, at: warp_affine(
+                img, slot[:, 2:8].index_select(0, at).view(-1, 2, 3),
+                slot[:, 8:11].index_select(0, at)))
 
 
 class _Graphed:
-    """``fn(batch, params, noise)`` (device tensors of fixed shapes): eager at the first
-    call, captured as a CUDA graph at the second (on a stream of its own; other threads may
-    use the GPU meanwhile), replayed after. Returns a fresh tensor each call."""
+    """``fn(*args)`` (device tensors of fixed shapes, or None): eager at the first call,
+    captured as a CUDA graph at the second (on a stream of its own; other threads may use
+    the GPU meanwhile), replayed after. Returns a fresh tensor each call."""
 
     def __init__(self, fn: Callable) -> None:
         self.fn, self.calls = fn, 0
         self.graph: Optional[torch.cuda.CUDAGraph] = None
-        self.static: Tuple[Tensor, ...] = ()
+        self.static: Tuple[Optional[Tensor], ...] = ()
         self.out: Optional[Tensor] = None
 
-    def __call__(self, batch: Tensor, params: Tensor, noise: Optional[Tensor]) -> Tensor:
+    def __call__(self, *args: Optional[Tensor]) -> Tensor:
         self.calls += 1
         if self.calls == 1:
-            return self.fn(batch, params, noise)
+            return self.fn(*args)
+        device = args[0].device
         if self.graph is None:
-            self.static = tuple(x.clone() for x in (batch, params, noise) if x is not None)
-            stream = torch.cuda.Stream(batch.device)
-            stream.wait_stream(torch.cuda.current_stream(batch.device))
+            self.static = tuple(None if x is None else x.clone() for x in args)
+            stream = torch.cuda.Stream(device)
+            stream.wait_stream(torch.cuda.current_stream(device))
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph, stream=stream, capture_error_mode='thread_local'):
-                self.out = self.fn(*self.static, *([None] if noise is None else []))
-            torch.cuda.current_stream(batch.device).wait_stream(stream)
-        for static, x in zip(self.static, (batch, params, noise)):
-            static.copy_(x)
+                self.out = self.fn(*self.static)
+            torch.cuda.current_stream(device).wait_stream(stream)
+        for static, x in zip(self.static, args):
+            if static is not None:
+                static.copy_(x)
         self.graph.replay()
         return self.out.clone()

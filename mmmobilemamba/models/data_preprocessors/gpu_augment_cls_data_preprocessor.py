@@ -25,8 +25,9 @@ PARAMS_KEY = 'gpu_augment'  # the data sample field that carries an image's draw
 class DrawGPUAugment(BaseTransform):
     """Draw a decoded image's augmentation parameters, as the CPU pipeline's transforms
     ``transforms`` would on it, into ``results['gpu_augment']`` (a float64 row, see
-    :meth:`GPUTrainAugment.draw`); the pixels stay as they are, for the GPU. Its
-    ``PackInputs`` keeps the row (``algorithm_keys``).
+    :meth:`GPUTrainAugment.draw`); the pixels stay as they are, for the GPU, in the
+    decoder's HWC memory viewed as CHW (``PackInputs`` would copy them into CHW order; the
+    GPU crop reads either). Its ``PackInputs`` keeps the row (``algorithm_keys``).
 
     Args:
         transforms: the train pipeline's augmentation configs, ``RandomResizedCrop`` first.
@@ -36,8 +37,11 @@ class DrawGPUAugment(BaseTransform):
         self.augment = GPUTrainAugment(transforms)
 
     def transform(self, results: dict) -> dict:
-        h, w = results['img'].shape[:2]
+        img = results['img']
+        h, w = img.shape[:2]
         results[PARAMS_KEY] = self.augment.draw(h, w)
+        if isinstance(img, np.ndarray) and img.ndim == 3:
+            results['img'] = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
         return results
 
 

@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - triton ships with CUDA builds of torch
 
 INTERPRET = os.environ.get('TRITON_INTERPRET') == '1'
 BLOCK_ROWS = 8
+META = 11  # values per image in a pass's table (_pass_kernel)
 
 
 def triton_resized_crop_available(img: Tensor) -> bool:
@@ -73,8 +74,8 @@ if HAS_TRITON:
         return tl.minimum(tl.maximum((acc + 2097152) >> 22, 0), 255).to(tl.uint8)
 
     @triton.jit
-    def _resample(src, rows, cols, out_idx, in_size, out_size, stride, taps, valid_out,
-                  valid_other, ALONG_ROWS: tl.constexpr, BLOCK_Y: tl.constexpr,
+    def _resample(src, rows, cols, out_idx, in_size, out_size, stride, col_stride, taps,
+                  valid_out, valid_other, ALONG_ROWS: tl.constexpr, BLOCK_Y: tl.constexpr,
                   BLOCK_X: tl.constexpr):
         """One pass over a (BLOCK_Y, BLOCK_X) output tile: the ``out_idx`` output pixels
         of the resampled axis (along a row: columns; else rows) read ``in_size`` source
@@ -89,11 +90,11 @@ if HAS_TRITON:
             weight = _fixed_point(_bicubic(i, centre, inverse_stretch, (i < hi) & valid_out),
                                   total)
             if ALONG_ROWS:
-                ptr = src + rows.to(tl.int64)[:, None] * stride + i[None, :]
+                ptr = src + rows.to(tl.int64)[:, None] * stride + (i * col_stride)[None, :]
                 mask = valid_other[:, None] & ((i < hi) & valid_out)[None, :]
                 weight = weight[None, :]
             else:
-                ptr = src + i.to(tl.int64)[:, None] * stride + cols[None, :]
+                ptr = src + i.to(tl.int64)[:, None] * stride + (cols * col_stride)[None, :]
                 mask = ((i < hi) & valid_out)[:, None] & valid_other[None, :]
                 weight = weight[:, None]
             acc += tl.load(ptr, mask=mask, other=0).to(tl.int32) * weight
@@ -104,25 +105,26 @@ if HAS_TRITON:
                      BLOCK_Y: tl.constexpr):
         """One resampling pass of every image and channel, along rows (widths change) or
         columns (heights change): program (image x 3 + channel, block of output rows).
-        ``meta`` holds, per image: the source's offset, row stride, plane stride, crop top,
-        left, rows, cols; the output's offset, rows, cols."""
+        ``meta`` holds, per image: the source's offset, row, plane and column strides (CHW
+        or the decoder's HWC), crop top, left, rows, cols; the output's offset, rows, cols
+        (CHW)."""
         n, c = tl.program_id(0) // 3, tl.program_id(0) % 3
-        m = meta + n * 10
-        out_rows, out_cols = tl.load(m + 8).to(tl.int32), tl.load(m + 9).to(tl.int32)
+        m = meta + n * META
+        out_rows, out_cols = tl.load(m + 9).to(tl.int32), tl.load(m + 10).to(tl.int32)
         y = tl.program_id(1) * BLOCK_Y + tl.arange(0, BLOCK_Y)
         x = tl.arange(0, BLOCK_X)
         if tl.program_id(1) * BLOCK_Y < out_rows:
-            stride = tl.load(m + 1)
-            base = (src + tl.load(m) + c * tl.load(m + 2) + tl.load(m + 3) * stride
-                    + tl.load(m + 4))
-            in_rows, in_cols = tl.load(m + 5).to(tl.int32), tl.load(m + 6).to(tl.int32)
+            stride, col_stride = tl.load(m + 1), tl.load(m + 3)
+            base = (src + tl.load(m) + c * tl.load(m + 2) + tl.load(m + 4) * stride
+                    + tl.load(m + 5) * col_stride)
+            in_rows, in_cols = tl.load(m + 6).to(tl.int32), tl.load(m + 7).to(tl.int32)
             if ALONG_ROWS:
-                acc = _resample(base, y, x, x, in_cols, out_cols, stride, taps, x < out_cols,
-                                y < out_rows, True, BLOCK_Y, BLOCK_X)
+                acc = _resample(base, y, x, x, in_cols, out_cols, stride, col_stride, taps,
+                                x < out_cols, y < out_rows, True, BLOCK_Y, BLOCK_X)
             else:
-                acc = _resample(base, y, x, y, in_rows, out_rows, stride, taps, y < out_rows,
-                                x < out_cols, False, BLOCK_Y, BLOCK_X)
-            out = dst + tl.load(m + 7) + (c * out_rows + y[:, None]) * out_cols + x[None, :]
+                acc = _resample(base, y, x, y, in_rows, out_rows, stride, col_stride, taps,
+                                y < out_rows, x < out_cols, False, BLOCK_Y, BLOCK_X)
+            out = dst + tl.load(m + 8) + (c * out_rows + y[:, None]) * out_cols + x[None, :]
             tl.store(out, _to_uint8(acc), mask=(y < out_rows)[:, None] & (x < out_cols)[None, :])
 
 
@@ -131,19 +133,21 @@ def _taps(length: int, out_size: int) -> int:
     return int(4 * max(length / out_size, 1.0)) + 2
 
 
-def _one_buffer(images: Sequence[Tensor]) -> Tuple[Tensor, List[int]]:
-    """All images as one flat uint8 buffer and each one's offset in it: their own storage
-    when they are contiguous views of one (a batch from ``one_storage_collate``, copied to
-    the device in one piece), else their concatenation."""
+def _one_buffer(images: Sequence[Tensor]) -> Tuple[Tensor, List[List[int]]]:
+    """All images as one flat uint8 buffer and each one's offset and (plane, row, column)
+    strides in it: their own storage when they are views of one (a batch from
+    ``one_storage_collate``, copied to the device in one piece, CHW or the decoder's HWC
+    viewed as CHW), else the concatenation of their CHW copies."""
     storage = images[0].untyped_storage()
-    if all(img.is_contiguous() and img.untyped_storage().data_ptr() == storage.data_ptr()
-           for img in images):
+    if all(img.untyped_storage().data_ptr() == storage.data_ptr() for img in images):
         flat = torch.empty(0, dtype=torch.uint8, device=images[0].device).set_(storage)
-        return flat, [img.storage_offset() for img in images]
-    offsets = [0]
-    for img in images[:-1]:
-        offsets.append(offsets[-1] + img.numel())
-    return torch.cat([img.reshape(-1) for img in images]), offsets
+        return flat, [[img.storage_offset(), *img.stride()] for img in images]
+    images = [img.contiguous() for img in images]
+    layout, offset = [], 0
+    for img in images:
+        layout.append([offset, *img.stride()])
+        offset += img.numel()
+    return torch.cat([img.reshape(-1) for img in images]), layout
 
 
 def resized_crops(images: Sequence[Tensor], boxes: Sequence[Tuple[int, int, int, int]],
@@ -156,18 +160,19 @@ def resized_crops(images: Sequence[Tensor], boxes: Sequence[Tuple[int, int, int,
         raise ValueError('resized_crops needs triton and CUDA images (TRITON_INTERPRET=1 '
                          'emulates on the CPU); use gpu_augment.resized_crop elsewhere.')
     out_h, out_w = size
-    src, offsets = _one_buffer(images)
+    src, layouts = _one_buffer(images)
     passes: Tuple[List[List[int]], List[List[int]]] = ([], [])
     between = 0
-    for n, (img, offset, (top, left, h, w)) in enumerate(zip(images, offsets, boxes)):
+    for n, (img, layout, (top, left, h, w)) in enumerate(zip(images, layouts, boxes)):
         _, height, width = img.shape
         if not (0 <= top and top + h <= height and 0 <= left and left + w <= width
                 and h > 0 and w > 0):
             raise ValueError(f'crop box {(top, left, h, w)} is outside the {height}x{width} '
                              'image.')
-        passes[0].append([offset, width, height * width, top, left, h, w, between, h, out_w])
-        passes[1].append([between, out_w, h * out_w, 0, 0, h, out_w, n * 3 * out_h * out_w,
-                          out_h, out_w])
+        offset, plane, row, col = layout
+        passes[0].append([offset, row, plane, col, top, left, h, w, between, h, out_w])
+        passes[1].append([between, out_w, h * out_w, 1, 0, 0, h, out_w,
+                          n * 3 * out_h * out_w, out_h, out_w])
         between += 3 * h * out_w
     device = images[0].device
     meta = on_device(passes, device, torch.int64)
