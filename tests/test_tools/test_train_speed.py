@@ -42,3 +42,13 @@ def test_detection_configs_are_sent_to_the_downstream_timing(tmp_path, run_tool)
                    'configs/detection/retinanet_mobilemamba_b1.py', '--data', tmp_path / 'jpeg',
                    '--images', 4, check=False)
     assert out.returncode != 0 and 'benchmarks/downstream_timing.py' in out.output
+
+
+def test_loader_only_times_the_gpu_augment_workers_without_training(tmp_path, run_tool):
+    out = tmp_path / 'speed.json'
+    run_tool('tools/analysis/train_speed.py', T2, '--data', tmp_path / 'jpeg', '--images', 16,
+             '--batch-size', 4, '--warmup', 1, '--iters', 2, '--workers', 1, '--gpu-augment',
+             '--loader-only', '--work-dir', tmp_path / 'work', '--json', out, timeout=300)
+    result = json.loads(out.read_text())
+    assert result['gpu_augment'] and result['loader_img_s'] > 0
+    assert 'train_img_s' not in result and not (tmp_path / 'work').exists()  # no Runner

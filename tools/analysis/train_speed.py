@@ -170,6 +170,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--no-prefetch', action='store_true',
                    help="with --gpu-augment: prepare each batch in the loop, not ahead")
     p.add_argument('--skip-loader', action='store_true', help='do not time the loader alone')
+    p.add_argument('--loader-only', action='store_true',
+                   help='time the loader alone and do not train (no GPU needed)')
     p.add_argument('--work-dir', default=None)
     p.add_argument('--json', default=None, help='append the result as one JSON line')
     p.add_argument('--profile', default=None,
@@ -184,6 +186,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
+def append_json(path: Optional[str], result: Dict[str, object]) -> None:
+    if path:
+        with open(path, 'a') as f:
+            f.write(json.dumps(result) + '\n')
+
+
 def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     args = parse_args(argv)
     kib = make_jpeg_imagenet(args.data, args.images)
@@ -195,8 +203,14 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
         cuda_graph=args.cuda_graph, gpu_augment=args.gpu_augment,
         prefetch=any(h['type'] == 'PrefetchBatchesHook' for h in cfg.get('custom_hooks', [])),
         card=torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')
-    if not args.skip_loader:
+    if not args.skip_loader or args.loader_only:
         result['loader_img_s'] = loader_speed(cfg, args.warmup, args.iters)
+    if args.loader_only:
+        print(json.dumps(result))
+        print(f"| loader alone | GPU augment {args.gpu_augment} | batch {result['batch']} | "
+              f"workers {result['workers']} | {result['loader_img_s']:.0f} img/s |")
+        append_json(args.json, result)
+        return result
     runner = build_runner(cfg)
     timer = ThroughputHook(args.warmup, args.iters, args.profile, args.sync_debug)
     runner.register_hook(timer)
@@ -216,9 +230,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
           f"{result['prefetch']} | {args.cuda_graph} | {result['batch']} | "
           f"{result['workers']} | {loader} | "
           f"{result['train_img_s']:.0f} | {result['data_time_ms']:.1f} |")
-    if args.json:
-        with open(args.json, 'a') as f:
-            f.write(json.dumps(result) + '\n')
+    append_json(args.json, result)
     return result
 
 
