@@ -546,7 +546,8 @@ class GPUTrainAugment:
                     col, slot = col + SLOT, slot + 1
         return batch
 
-    def _apply_slot(self, t, batch: Tensor, slot: Tensor, op_rows: List[Tensor],
+    @staticmethod
+    def _apply_slot(t, batch: Tensor, slot: Tensor, op_rows: List[Tensor],
                     warp_rows: Optional[Tensor]) -> None:
         """One RandAugment slot, in place: each pixel op on its group; the warps (Rotate,
         Shear, Translate) as one on theirs, by each image's inverse matrix."""
