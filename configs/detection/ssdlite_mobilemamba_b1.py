@@ -31,5 +31,6 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', begin=max_epochs // 2, end=max_epochs,
          T_max=max_epochs // 2, by_epoch=True, eta_min=0)
 ]
-default_hooks = dict(  # stop at NaN/inf loss; save RNG states so a resume is exact
-    check_finite_loss=dict(type='CheckFiniteLossHook'), random_state=dict(type='RandomStateHook'))
+default_hooks = dict(  # stop at NaN/inf loss; save RNG states so a resume is exact; refuse
+    check_finite_loss=dict(type='CheckFiniteLossHook'),  # MMEngine's compile, which fails
+    random_state=dict(type='RandomStateHook'), check_compile=dict(type='CheckCompileHook'))

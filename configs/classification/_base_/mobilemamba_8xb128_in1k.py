@@ -63,10 +63,12 @@ custom_hooks = [
          update_buffers=True, priority='ABOVE_NORMAL')
 ]
 # check_finite_loss stops at the first NaN/inf loss naming the iteration; random_state saves
-# the random generators in checkpoints so that --resume continues them exactly. Both live in
-# default_hooks (not custom_hooks) so that configs replacing custom_hooks keep them.
+# the random generators in checkpoints so that --resume continues them exactly; check_compile
+# refuses MMEngine's compile option (it fails inside the optimizer step), naming --cuda-graph.
+# They live in default_hooks (not custom_hooks) so that configs replacing custom_hooks keep them.
 default_hooks = dict(
     logger=dict(interval=100),
     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3, save_best='auto'),
     check_finite_loss=dict(type='CheckFiniteLossHook'),
-    random_state=dict(type='RandomStateHook'))
+    random_state=dict(type='RandomStateHook'),
+    check_compile=dict(type='CheckCompileHook'))

@@ -16,5 +16,6 @@ param_scheduler = [
 ]
 # lr 2e-4 is for 8 GPUs x 4 images; --auto-scale-lr rescales it for other batch sizes.
 auto_scale_lr = dict(enable=False, base_batch_size=32)
-default_hooks = dict(  # stop at NaN/inf loss; save RNG states so a resume is exact
-    check_finite_loss=dict(type='CheckFiniteLossHook'), random_state=dict(type='RandomStateHook'))
+default_hooks = dict(  # stop at NaN/inf loss; save RNG states so a resume is exact; refuse
+    check_finite_loss=dict(type='CheckFiniteLossHook'),  # MMEngine's compile, which fails
+    random_state=dict(type='RandomStateHook'), check_compile=dict(type='CheckCompileHook'))

@@ -24,5 +24,6 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_iters // 2, eta_min=0, by_epoch=False,
          begin=max_iters // 2, end=max_iters)
 ]
-default_hooks = dict(  # stop at NaN/inf loss; save RNG states so a resume is exact
-    check_finite_loss=dict(type='CheckFiniteLossHook'), random_state=dict(type='RandomStateHook'))
+default_hooks = dict(  # stop at NaN/inf loss; save RNG states so a resume is exact; refuse
+    check_finite_loss=dict(type='CheckFiniteLossHook'),  # MMEngine's compile, which fails
+    random_state=dict(type='RandomStateHook'), check_compile=dict(type='CheckCompileHook'))
