@@ -110,11 +110,9 @@ def build_runner(cfg: Config, mode: str = 'train') -> Runner:
 
 
 def close_distributed() -> None:
-    """Destroy the process group once a run has finished.
-
-    Left to the interpreter's exit, gloo's worker threads can outlive it and abort the process
-    ("terminate called without an active exception"), failing a run that succeeded.
-    """
+    """Destroy the process group once a run has finished, as PyTorch asks of every
+    distributed program: its communicators and threads end in order, before the
+    interpreter's own teardown."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
