@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU measurements of docs/benchmarks.md, one phase per command. Logs go to $OUT (default
 # ./gpu_out): env.log (card, driver, versions) and the phase's own log. mmengine and its
-# pure-Python needs travel as wheels in .whl/ for machines without them (docs/benchmarks.md).
+# pure-Python needs travel as wheels in .whl/ for machines without them
+# (benchmarks/fetch_gpu_wheels.sh fills it; docs/benchmarks.md).
 #
 #   bash benchmarks/gpu.sh tests                 # every GPU test: Triton scan, mamba_ssm scan
 #                                                # (where built: tools/build_cuda_wheels.sh),
@@ -16,7 +17,10 @@
 #   bash benchmarks/gpu.sh train-speed [ARGS]    # S6 through the Runner from JPEG files: the
 #                                                # GPU augmentation's stages, the loader
 #                                                # alone, eager, --cuda-graph and
-#                                                # --gpu-augment --cuda-graph, fp32/bf16
+#                                                # --gpu-augment --cuda-graph, fp32/bf16;
+#                                                # BASELINE=DIR (an older checkout's folder
+#                                                # holding mmmobilemamba/) adds the two
+#                                                # --gpu-augment rows of that code, same run
 #
 # ARGS go to tools/analysis/benchmark.py after the phase's own, so a later --arch, --amp or
 # --runs overrides the phase's: e.g. `inference --arch b2 b4`. On an H100 compiling one
@@ -94,7 +98,7 @@ training)
         timeout 90 $B --arch s6 --amp none bf16 --channels-last --train --cuda-graph --runs 2 "$@"
     } > "$OUT/bench.log" 2>&1
     grep -E '^(arch|[tsb][0-9] )' "$OUT/bench.log" ;;
-train-speed)  # about 7 min on an H200 with 16 cores; ARGS go to each train_speed.py run
+train-speed)  # about 7 min on an H200 with 16 cores (9 with BASELINE); ARGS go to each run
     timeout 90 python3 benchmarks/gpu_augment_speed.py --data /tmp/jpeg \
         --json "$OUT/gpu_augment_speed.json" > "$OUT/gpu_augment_speed.log" 2>&1
     grep -E '^\||Error' "$OUT/gpu_augment_speed.log"
@@ -107,6 +111,13 @@ train-speed)  # about 7 min on an H200 with 16 cores; ARGS go to each train_spee
         timeout 90 $S --skip-loader --cuda-graph "$@"
         timeout 90 $S --amp --cuda-graph --gpu-augment "$@"
         timeout 90 $S --skip-loader --cuda-graph --gpu-augment "$@"
+        if [ -n "${BASELINE:-}" ]; then
+            echo "== baseline: $BASELINE first on PYTHONPATH"
+            PYTHONPATH=$BASELINE:$PYTHONPATH timeout 90 $S --skip-loader --amp --cuda-graph \
+                --gpu-augment "$@"
+            PYTHONPATH=$BASELINE:$PYTHONPATH timeout 90 $S --skip-loader --cuda-graph \
+                --gpu-augment "$@"
+        fi
     } > "$OUT/train_speed.log" 2>&1
-    grep -E '^\| mobile|Error' "$OUT/train_speed.log" ;;
+    grep -E '^\| mobile|^== baseline|Error' "$OUT/train_speed.log" ;;
 esac
