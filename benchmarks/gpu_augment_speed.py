@@ -42,15 +42,20 @@ def host_and_gpu_ms(fn: Callable[[], object], batches: int) -> Dict[str, float]:
                 done_ms=1e3 * float(np.median(done[3:])))
 
 
-def draws_ms(augment: GPUTrainAugment, batch: int, batches: int) -> float:
+def draws_ms(augment: GPUTrainAugment, batch: int, batches: int) -> Dict[str, float]:
     """Median ms to draw a batch's parameters for 375 x 500 images (Python, in the
-    workers: each draws its own images')."""
-    times = []
+    workers: each draws its own images'), and to build its RandAugment groups from them
+    (NumPy, in the training process)."""
+    draws, groups = [], []
     for _ in range(batches + 3):
         t0 = time.perf_counter()
-        [augment.draw(375, 500) for _ in range(batch)]
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times[3:]))
+        rows = torch.stack([augment.draw(375, 500) for _ in range(batch)])
+        t1 = time.perf_counter()
+        augment.groups(rows[:, 4:])
+        groups.append(time.perf_counter() - t1)
+        draws.append(t1 - t0)
+    return dict(draws=1e3 * float(np.median(draws[3:])),
+                groups=1e3 * float(np.median(groups[3:])))
 
 
 def op_gpu_ms(augment: GPUTrainAugment, batch: torch.Tensor, runs: int = 10) -> Dict[str, float]:
@@ -122,8 +127,9 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         augment = GPUTrainAugment(use_gpu_augment(Config.fromfile(CONFIG)).data_preprocessor
                                   .augment)
         ms = draws_ms(augment, args.batch, args.batches)
-        print(f'host draws for a batch of {args.batch}: {ms:.2f} ms')
-        return [dict(stage='draws', host_ms=ms)]
+        print(f"host draws for a batch of {args.batch}: {ms['draws']:.2f} ms; its "
+              f"RandAugment groups: {ms['groups']:.3f} ms")
+        return [dict(stage=stage, host_ms=value) for stage, value in ms.items()]
     if not torch.cuda.is_available() or not args.data:
         raise SystemExit('gpu_augment_speed needs a CUDA GPU and --data (or --draws-only).')
     kib = make_jpeg_imagenet(args.data, args.images)

@@ -204,7 +204,10 @@ def cpu_pipeline_draws(crop, flip, randaug, erasing, img: torch.Tensor, size) ->
 
 def test_group_index_lists_each_member_once_and_fills_with_others():
     groups = [np.array([3, 7]), np.array([], dtype=np.int64), np.arange(0, 40, 4)]
-    table = group_index(groups, 40)
+    member = np.zeros((3, 40), bool)
+    for row, g in zip(member, groups):
+        row[g] = True
+    table = group_index(member)
     assert table.shape == (3, 16)  # the largest group, 10, rounded up to a power of two
     for row, members in zip(table.tolist(), groups):
         kept = [i for i in row if i >= 0]

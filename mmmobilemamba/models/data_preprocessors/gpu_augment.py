@@ -347,17 +347,16 @@ def capacity(count: int, n: int) -> int:
     return min(n, max(8, 1 << max(count - 1, 0).bit_length()))
 
 
-def group_index(groups: Sequence[np.ndarray], n: int) -> Tensor:
-    """The images of each group (an op's, in one RandAugment slot) as one row of a
-    ``(len(groups), capacity)`` int64 table: the group's images, then others of the ``n``
-    images as fill, written ``-1 - index`` (gathered and put back unchanged). No row repeats
-    an image, so putting a row's images back is deterministic."""
-    cap = capacity(max((len(g) for g in groups), default=0), n)
-    table = np.empty((len(groups), cap), dtype=np.int64)
-    for row, members in zip(table, groups):
-        others = np.setdiff1d(np.arange(n), members, assume_unique=True)[:cap - len(members)]
-        row[:len(members)], row[len(members):] = members, -1 - others
-    return torch.from_numpy(table)
+def group_index(member: np.ndarray) -> Tensor:
+    """The images of each group (an op's, in one RandAugment slot; ``member`` is a
+    ``(groups, n)`` bool matrix) as one row of a ``(groups, capacity)`` int64 table: the
+    group's images in order, then other images in order as fill, written ``-1 - index``
+    (gathered and put back unchanged). No row repeats an image, so putting a row's images
+    back is deterministic."""
+    groups, n = member.shape
+    cap = capacity(int(member.sum(1).max(initial=0)), n)
+    order = np.argsort(~member, axis=1, kind='stable')[:, :cap]  # members first
+    return torch.from_numpy(np.where(np.take_along_axis(member, order, 1), order, -1 - order))
 
 
 def _apply_to_group(batch: Tensor, rows: Tensor, fn: Callable[[Tensor, Tensor], Tensor]
@@ -500,9 +499,11 @@ class GPUTrainAugment:
         pixel_groups, warp_groups = [], []
         for col, pixel_ops, warps in self._slots:
             drawn = params[:, col].numpy()
-            pixel_groups += [np.flatnonzero(drawn == k) for k in pixel_ops]
-            warp_groups.append(np.flatnonzero(np.isin(drawn, warps)))
-        return group_index(pixel_groups, len(params)), group_index(warp_groups, len(params))
+            pixel_groups.append(drawn[None, :] == np.array(pixel_ops)[:, None])
+            warp_groups.append(np.isin(drawn, warps)[None, :])
+        n = len(params)
+        return (group_index(np.concatenate(pixel_groups or [np.zeros((0, n), bool)])),
+                group_index(np.concatenate(warp_groups or [np.zeros((0, n), bool)])))
 
     def _on(self, device: torch.device) -> Dict[str, Tensor]:
         """The transforms' constants on ``device``, copied there once."""
