@@ -159,6 +159,23 @@ def test_batched_crop_gives_pillows_pixels():
                       [(0, 0, 58, 33)], (224, 224))
 
 
+@pytest.mark.parametrize('along_rows', [True, False])
+def test_crop_kernel_compiles_for_hopper_without_a_gpu(along_rows):
+    """Triton's compiler (not its interpreter, which is laxer, e.g. about globals) builds
+    both passes of the crop for sm_90, so a kernel error shows here, not first on a GPU."""
+    triton = pytest.importorskip('triton')
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from mmmobilemamba.models.data_preprocessors import resized_crop_triton
+    signature = dict(src='*u8', dst='*u8', meta='*i64', taps='i32', ALONG_ROWS='constexpr',
+                     BLOCK_X='constexpr', BLOCK_Y='constexpr')
+    source = ASTSource(fn=resized_crop_triton._pass_kernel, signature=signature,
+                       constexprs=dict(ALONG_ROWS=along_rows, BLOCK_X=256, BLOCK_Y=8))
+    kernel = triton.compile(source, target=GPUTarget('cuda', 90, 32))
+    assert '.target sm_90' in kernel.asm['ptx'] and kernel.asm['cubin']
+
+
 @pytest.mark.parametrize('device', DEVICES)
 def test_views_of_one_storage_travel_as_one_copy(device):
     images = [torch.randint(0, 256, (3, h, 20), dtype=torch.uint8) for h in (5, 9, 7)]

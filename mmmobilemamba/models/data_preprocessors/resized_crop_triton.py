@@ -31,7 +31,6 @@ except ImportError:  # pragma: no cover - triton ships with CUDA builds of torch
 
 INTERPRET = os.environ.get('TRITON_INTERPRET') == '1'
 BLOCK_ROWS = 8
-META = 11  # values per image in a pass's table (_pass_kernel)
 
 
 def triton_resized_crop_available(img: Tensor) -> bool:
@@ -40,6 +39,8 @@ def triton_resized_crop_available(img: Tensor) -> bool:
 
 
 if HAS_TRITON:
+    META = tl.constexpr(11)  # values per image in a pass's table (_pass_kernel)
+
     @triton.jit
     def _pillow_window(out_idx, length, out_size):
         """Pillow's window for output pixels ``out_idx`` of an axis of ``length`` source
