@@ -353,7 +353,7 @@ def group_index(member: np.ndarray) -> Tensor:
     group's images in order, then other images in order as fill, written ``-1 - index``
     (gathered and put back unchanged). No row repeats an image, so putting a row's images
     back is deterministic."""
-    groups, n = member.shape
+    n = member.shape[1]
     cap = capacity(int(member.sum(1).max(initial=0)), n)
     order = np.argsort(~member, axis=1, kind='stable')[:, :cap]  # members first
     return torch.from_numpy(np.where(np.take_along_axis(member, order, 1), order, -1 - order))
