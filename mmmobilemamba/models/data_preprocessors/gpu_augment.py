@@ -541,19 +541,19 @@ class GPUTrainAugment:
                 batch = batch.clone()  # the groups write in place
                 for _ in range(t.num_policies):
                     _, pixel_ops, warps = self._slots[slot]
-                    self._apply_slot(t, batch, params[:, col:col + SLOT],
+                    self._apply_slot([t.transforms[k] for k in pixel_ops], batch,
+                                     params[:, col:col + SLOT],
                                      [next(op_rows) for _ in pixel_ops],
                                      warp_index[slot] if warps else None)
                     col, slot = col + SLOT, slot + 1
         return batch
 
     @staticmethod
-    def _apply_slot(t, batch: Tensor, slot: Tensor, op_rows: List[Tensor],
+    def _apply_slot(pixel_ops: list, batch: Tensor, slot: Tensor, op_rows: List[Tensor],
                     warp_rows: Optional[Tensor]) -> None:
-        """One RandAugment slot, in place: each pixel op on its group; the warps (Rotate,
-        Shear, Translate) as one on theirs, by each image's inverse matrix."""
+        """One RandAugment slot, in place: each of its pixel ops on its group; the warps
+        (Rotate, Shear, Translate) as one on theirs, by each image's inverse matrix."""
         values = slot[:, 1]
-        pixel_ops = [op for op in t.transforms if type(op).__name__ not in WARPS]
         for op, rows in zip(pixel_ops, op_rows):
             _apply_to_group(batch, rows, lambda img, at, op=op: apply_randaug_op(
                 op, img, values.index_select(0, at)))
