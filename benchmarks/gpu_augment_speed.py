@@ -10,6 +10,7 @@ the training loop waits for) and the time until the GPU has finished it.
     python benchmarks/gpu_augment_speed.py --draws-only   # any machine: a batch's draws
 """
 import argparse
+import collections
 import glob
 import json
 import os.path as osp
@@ -42,20 +43,28 @@ def host_and_gpu_ms(fn: Callable[[], object], batches: int) -> Dict[str, float]:
                 done_ms=1e3 * float(np.median(done[3:])))
 
 
-def draws_ms(augment: GPUTrainAugment, batch: int, batches: int) -> Dict[str, float]:
+def draws_ms(augment: GPUTrainAugment, batch: int, batches: int) -> dict:
     """Median ms to draw a batch's parameters for 375 x 500 images (Python, in the
     workers: each draws its own images'), and to build its RandAugment groups from them
-    (NumPy, in the training process)."""
-    draws, groups = [], []
-    for _ in range(batches + 3):
+    (NumPy, in the training process); over the timed batches, how often each pair of
+    group capacities (pixel ops, warps) came up and the groups' mean sizes."""
+    draws, groups, pairs, sizes = [], [], collections.Counter(), ([], [])
+    for i in range(batches + 3):
         t0 = time.perf_counter()
         rows = torch.stack([augment.draw(375, 500) for _ in range(batch)])
         t1 = time.perf_counter()
-        augment.groups(rows[:, 4:])
+        op_index, warp_index = augment.groups(rows[:, 4:])
         groups.append(time.perf_counter() - t1)
         draws.append(t1 - t0)
+        if i >= 3:
+            pairs[(op_index.shape[1], warp_index.shape[1])] += 1
+            for size, index in zip(sizes, (op_index, warp_index)):
+                size.append((index >= 0).sum(1).float().mean().item())
     return dict(draws=1e3 * float(np.median(draws[3:])),
-                groups=1e3 * float(np.median(groups[3:])))
+                groups=1e3 * float(np.median(groups[3:])),
+                capacities={f'{a}/{b}': n for (a, b), n in sorted(pairs.items())},
+                mean_pixel_group=float(np.mean(sizes[0])),
+                mean_warp_group=float(np.mean(sizes[1])))
 
 
 def op_gpu_ms(augment: GPUTrainAugment, batch: torch.Tensor, runs: int = 10) -> Dict[str, float]:
@@ -126,10 +135,14 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     if args.draws_only:
         augment = GPUTrainAugment(use_gpu_augment(Config.fromfile(CONFIG)).data_preprocessor
                                   .augment)
+        np.random.seed(0)  # the transforms draw from NumPy's global generator
         ms = draws_ms(augment, args.batch, args.batches)
         print(f"host draws for a batch of {args.batch}: {ms['draws']:.2f} ms; its "
               f"RandAugment groups: {ms['groups']:.3f} ms")
-        return [dict(stage=stage, host_ms=value) for stage, value in ms.items()]
+        print(f"group capacities (pixel ops/warps) in {args.batches} batches: "
+              f"{ms['capacities']}; mean group: pixel op {ms['mean_pixel_group']:.2f}, "
+              f"warps {ms['mean_warp_group']:.2f} images")
+        return [dict(stage=stage, host_ms=ms[stage]) for stage in ('draws', 'groups')]
     if not torch.cuda.is_available() or not args.data:
         raise SystemExit('gpu_augment_speed needs a CUDA GPU and --data (or --draws-only).')
     kib = make_jpeg_imagenet(args.data, args.images)
