@@ -18,8 +18,9 @@
 #                                                # GPU augmentation's stages, the loader
 #                                                # alone, eager, --cuda-graph and
 #                                                # --gpu-augment --cuda-graph, fp32/bf16;
-#                                                # BASELINE=DIR (an older checkout's folder
-#                                                # holding mmmobilemamba/) adds the two
+#                                                # BASELINE=DIR (an older checkout: e.g.
+#                                                # `git archive REV mmmobilemamba configs
+#                                                # tools | tar -x -C DIR`) adds the two
 #                                                # --gpu-augment rows of that code, same run
 #
 # ARGS go to tools/analysis/benchmark.py after the phase's own, so a later --arch, --amp or
@@ -102,22 +103,24 @@ train-speed)  # about 7 min on an H200 with 16 cores (9 with BASELINE); ARGS go 
     timeout 90 python3 benchmarks/gpu_augment_speed.py --data /tmp/jpeg \
         --json "$OUT/gpu_augment_speed.json" > "$OUT/gpu_augment_speed.log" 2>&1
     grep -E '^\||Error' "$OUT/gpu_augment_speed.log"
+    # 100 iterations a run (one epoch of 12,800 images): 20 of warm-up, 80 timed
     S="python3 tools/analysis/train_speed.py configs/classification/mobilemamba_s6_8xb128_in1k.py
-       --data /tmp/jpeg --workers 14 --work-dir /tmp/train_speed --json $OUT/train_speed.json"
+       --data /tmp/jpeg --images 12800 --warmup 20 --iters 80 --workers 14
+       --work-dir /tmp/train_speed"
     {
-        timeout 90 $S --amp "$@"
-        timeout 90 $S --skip-loader "$@"
-        timeout 90 $S --skip-loader --amp --cuda-graph "$@"
-        timeout 90 $S --skip-loader --cuda-graph "$@"
-        timeout 90 $S --amp --cuda-graph --gpu-augment "$@"
-        timeout 90 $S --skip-loader --cuda-graph --gpu-augment "$@"
-        if [ -n "${BASELINE:-}" ]; then
-            echo "== baseline: $BASELINE first on PYTHONPATH"
-            PYTHONPATH=$BASELINE:$PYTHONPATH timeout 90 $S --skip-loader --amp --cuda-graph \
-                --gpu-augment "$@"
-            PYTHONPATH=$BASELINE:$PYTHONPATH timeout 90 $S --skip-loader --cuda-graph \
-                --gpu-augment "$@"
+        timeout 90 $S --json "$OUT/train_speed.json" --loader-only "$@"
+        timeout 90 $S --json "$OUT/train_speed.json" --loader-only --gpu-augment "$@"
+        for flags in "--amp" "" "--amp --cuda-graph" "--cuda-graph" \
+                     "--amp --cuda-graph --gpu-augment" "--cuda-graph --gpu-augment"; do
+            timeout 90 $S --json "$OUT/train_speed.json" --skip-loader $flags "$@"
+        done
+        if [ -n "${BASELINE:-}" ]; then  # an older checkout: its own tools, configs, package
+            echo "== baseline: $BASELINE"
+            for flags in "--amp --cuda-graph --gpu-augment" "--cuda-graph --gpu-augment"; do
+                (cd "$BASELINE" && PYTHONPATH=$BASELINE:$PYTHONPATH timeout 90 $S \
+                    --json "$OUT/train_speed_baseline.json" --skip-loader $flags "$@")
+            done
         fi
     } > "$OUT/train_speed.log" 2>&1
-    grep -E '^\| mobile|^== baseline|Error' "$OUT/train_speed.log" ;;
+    grep -E '^\| (mobile|loader)|^== baseline|Error' "$OUT/train_speed.log" ;;
 esac

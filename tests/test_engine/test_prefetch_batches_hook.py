@@ -51,21 +51,32 @@ def eventually(condition, timeout: float = 20.0) -> bool:
     return True
 
 
-def test_prefetcher_prepares_one_batch_ahead_in_order():
-    source = Source(3)
-    prefetcher = BatchPrefetcher(source, lambda d: {'inputs': d['inputs'] * 10}, CPU)
+@pytest.mark.parametrize('ahead', [1, 2])
+def test_prefetcher_prepares_batches_ahead_in_order(ahead):
+    source = Source(4)
+    prefetcher = BatchPrefetcher(source, lambda d: {'inputs': d['inputs'] * 10}, CPU, ahead)
     time.sleep(0.2)
     assert source.asked == []  # nothing before the first batch is asked for
     first = next(prefetcher)
     assert isinstance(first, PreprocessedBatch) and first['inputs'].item() == 0
-    assert eventually(lambda: source.asked == [0, 1])  # batch 1 while batch 0 trains
+    # batches 1 .. ahead while batch 0 trains, and not further
+    assert eventually(lambda: source.asked == list(range(ahead + 1)))
     time.sleep(0.2)
-    assert source.asked == [0, 1]  # and not further
-    assert [b['inputs'].item() for b in prefetcher] == [10, 20]
-    assert source.asked == [0, 1, 2, 'end']
+    assert source.asked == list(range(ahead + 1))
+    assert [b['inputs'].item() for b in prefetcher] == [10, 20, 30]
+    assert source.asked == [0, 1, 2, 3, 'end']
     with pytest.raises(StopIteration):
         next(prefetcher)
     assert eventually(lambda: not prefetcher.thread.is_alive())
+
+
+@pytest.mark.parametrize('ahead', [0, 1.5])
+def test_prefetcher_and_hook_refuse_a_bad_count_ahead(ahead):
+    from mmmobilemamba.engine.hooks import PrefetchBatchesHook
+    with pytest.raises(ValueError, match='ahead must be an int >= 1'):
+        BatchPrefetcher(Source(1), lambda d: d, CPU, ahead)
+    with pytest.raises(ValueError, match='batches_ahead must be an int >= 1'):
+        PrefetchBatchesHook(batches_ahead=ahead)
 
 
 def test_an_error_preparing_a_batch_reaches_the_caller_at_that_batch():

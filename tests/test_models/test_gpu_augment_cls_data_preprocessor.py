@@ -48,6 +48,15 @@ def test_use_gpu_augment_rewrites_the_recipe():
         use_gpu_augment(Config.fromfile('configs/segmentation/fpn_mobilemamba_b4.py'))
 
 
+def test_use_gpu_augment_keeps_a_configured_prefetch_hook():
+    cfg = Config.fromfile(S6)
+    cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type='PrefetchBatchesHook',
+                                                      batches_ahead=3)]
+    hooks = use_gpu_augment(cfg).custom_hooks
+    assert [h for h in hooks if h['type'] == 'PrefetchBatchesHook'] == [
+        dict(type='PrefetchBatchesHook', batches_ahead=3)]
+
+
 def test_the_workers_batch_arrives_in_one_storage_and_trains(tmp_path, worker_batch):
     """Decoded images (of different sizes) in one storage, their draws in another; the
     preprocessor gives the one-hot scores ClsDataPreprocessor makes (``to_onehot``) and

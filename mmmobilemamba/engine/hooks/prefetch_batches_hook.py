@@ -39,19 +39,22 @@ def _cuda_storages(data: dict) -> List[torch.Tensor]:
 
 
 class BatchPrefetcher:
-    """Iterate ``prepare(batch)`` over ``batches``, one batch ahead.
+    """Iterate ``prepare(batch)`` over ``batches``, up to ``ahead`` batches ahead.
 
-    A thread prepares batch ``i + 1`` while the caller trains on batch ``i``; on CUDA it
-    queues its kernels on a stream of its own, and the caller's stream waits for them
-    (the host never does). Only that thread draws the batches' random numbers, in batch
-    order, so the batches are those of preparing them in the loop. It asks ``batches``
-    for the next batch only once the caller has taken the one before, and stops at the
-    end of ``batches``: the random state at the end of an epoch is the same as without it.
+    A thread prepares batches ``i + 1 .. i + ahead`` while the caller trains on batch
+    ``i``; on CUDA it queues its kernels on a stream of its own, and the caller's stream
+    waits for them (the host never does). More than one batch ahead absorbs the workers'
+    uneven delivery. Only that thread draws the batches' random numbers, in batch order,
+    so the batches are those of preparing them in the loop. It asks ``batches`` for a
+    batch only while fewer than ``ahead`` wait untaken, and stops at the end of
+    ``batches``: the random state at the end of an epoch is the same as without it.
     """
 
     def __init__(self, batches: Iterator, prepare: Callable[[dict], dict],
-                 device: torch.device) -> None:
-        self.batches, self.prepare = batches, prepare
+                 device: torch.device, ahead: int = 1) -> None:
+        if not isinstance(ahead, int) or ahead < 1:
+            raise ValueError(f'BatchPrefetcher: ahead must be an int >= 1, got {ahead!r}.')
+        self.batches, self.prepare, self.ahead = batches, prepare, ahead
         self.device = torch.device(device)
         self.stream = torch.cuda.Stream(self.device) if self.device.type == 'cuda' else None
         self.permits = threading.Semaphore(0)
@@ -88,7 +91,7 @@ class BatchPrefetcher:
     def __next__(self) -> PreprocessedBatch:
         if not self.started:
             self.started = True
-            self.permits.release()
+            self.permits.release(self.ahead)
         item = self.ready.get()
         if item is _END or isinstance(item, _Failure):
             self.ready.put(item)  # the thread has ended: so it stays
@@ -155,9 +158,19 @@ class PrefetchBatchesHook(Hook):
     Needs an epoch-based train loop and a preprocessor whose random draws come from NumPy,
     Python or its own generator (``GPUAugmentClsDataPreprocessor``); ones that draw from
     torch's default generators would race with the model's dropout on the other thread.
+
+    Args:
+        batches_ahead: how many batches may wait prepared (each holds its decoded images
+            on the GPU until it trains).
     """
 
     priority = 'LOW'
+
+    def __init__(self, batches_ahead: int = 1) -> None:
+        if not isinstance(batches_ahead, int) or batches_ahead < 1:
+            raise ValueError('PrefetchBatchesHook: batches_ahead must be an int >= 1, got '
+                             f'{batches_ahead!r}.')
+        self.batches_ahead = batches_ahead
 
     def before_train(self, runner) -> None:
         loop = runner.train_loop
@@ -177,7 +190,8 @@ class PrefetchBatchesHook(Hook):
         device = next(model.parameters()).device
         loop.dataloader = _PrefetchingLoader(
             loop.dataloader,
-            lambda batches: BatchPrefetcher(batches, lambda data: forward(data, True), device))
+            lambda batches: BatchPrefetcher(batches, lambda data: forward(data, True), device,
+                                            self.batches_ahead))
         self.preprocessor = preprocessor
 
     def after_train(self, runner) -> None:

@@ -139,7 +139,8 @@ def use_gpu_augment(cfg: Config) -> Config:
     ``GPUAugmentClsDataPreprocessor`` with the same transforms and the old one's settings,
     the collate function ``one_storage_collate`` over ``pseudo_collate`` (the images differ
     in size; they travel as one tensor), and ``PrefetchBatchesHook`` prepares each batch
-    while the one before it trains."""
+    while the one before it trains (a config that has one, e.g. with its own
+    ``batches_ahead``, keeps it)."""
     if cfg.get('default_scope') != 'mmpretrain':
         raise ValueError('--gpu-augment is for classification configs (mmpretrain); '
                          'detection and segmentation keep their CPU pipelines.')
@@ -156,7 +157,11 @@ def use_gpu_augment(cfg: Config) -> Config:
     dataset.pipeline = [pipeline[0], dict(type='DrawGPUAugment', transforms=pipeline[1:-1]),
                         pack]
     cfg.train_dataloader.collate_fn = dict(type='one_storage_collate', base='pseudo_collate')
-    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='PrefetchBatchesHook')]
+    hooks = list(cfg.get('custom_hooks', []))
+    if not any(h.get('type') in ('PrefetchBatchesHook', 'mmmobilemamba.PrefetchBatchesHook')
+               for h in hooks):
+        hooks.append(dict(type='PrefetchBatchesHook'))
+    cfg.custom_hooks = hooks
     owner = cfg.model if cfg.model.get('data_preprocessor') else cfg
     old = dict(owner.get('data_preprocessor') or {})
     if old.pop('type', 'ClsDataPreprocessor') not in ('ClsDataPreprocessor',
