@@ -48,7 +48,14 @@ def test_loader_only_times_the_gpu_augment_workers_without_training(tmp_path, ru
     out = tmp_path / 'speed.json'
     run_tool('tools/analysis/train_speed.py', T2, '--data', tmp_path / 'jpeg', '--images', 16,
              '--batch-size', 4, '--warmup', 1, '--iters', 2, '--workers', 1, '--gpu-augment',
-             '--loader-only', '--work-dir', tmp_path / 'work', '--json', out, timeout=300)
+             '--loader-only', '--prefetch-ahead', 2, '--work-dir', tmp_path / 'work', '--json',
+             out, timeout=300)
     result = json.loads(out.read_text())
-    assert result['gpu_augment'] and result['loader_img_s'] > 0
+    assert result['gpu_augment'] and result['loader_img_s'] > 0 and result['prefetch'] == 2
     assert 'train_img_s' not in result and not (tmp_path / 'work').exists()  # no Runner
+
+
+def test_prefetch_ahead_needs_the_prefetch_hook(tmp_path, run_tool):
+    out = run_tool('tools/analysis/train_speed.py', T2, '--data', tmp_path / 'jpeg', '--images',
+                   16, '--prefetch-ahead', 2, check=False)
+    assert out.returncode != 0 and 'it comes with --gpu-augment' in out.output

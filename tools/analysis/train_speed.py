@@ -7,7 +7,8 @@ the train data loader alone (its ceiling) and training, both in img/s after ``--
 iterations, plus training's mean data_time. ``--amp``, ``--amp-dtype``, ``--gpu-augment`` and
 ``--cuda-graph`` are tools/train.py's (with ``--gpu-augment`` the loader alone decodes and
 draws the parameters; ``--no-prefetch`` takes its ``PrefetchBatchesHook`` out, to time the
-preprocessor in the loop). The bare step's ceiling: tools/analysis/benchmark.py --train.
+preprocessor in the loop; ``--prefetch-ahead N`` sets how many batches that hook prepares
+ahead). The bare step's ceiling: tools/analysis/benchmark.py --train.
 
     python tools/analysis/train_speed.py configs/classification/mobilemamba_s6_8xb128_in1k.py \
         --data /tmp/jpeg-imagenet --workers 14 --amp --cuda-graph
@@ -134,6 +135,12 @@ def benchmark_cfg(args: argparse.Namespace):
     if args.no_prefetch:
         cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
                             if h['type'] != 'PrefetchBatchesHook']
+    if args.prefetch_ahead is not None:
+        hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] == 'PrefetchBatchesHook']
+        if not hooks:
+            raise ValueError('--prefetch-ahead sets PrefetchBatchesHook, which this run does '
+                             'not have (it comes with --gpu-augment; not with --no-prefetch).')
+        hooks[0]['batches_ahead'] = args.prefetch_ahead
     if cfg.get('default_scope') != 'mmpretrain':
         raise ValueError(f'{args.config} is not a classification config; detection and '
                          'segmentation speed: benchmarks/downstream_timing.py.')
@@ -167,6 +174,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--amp-dtype', choices=['bfloat16', 'float16'])
     p.add_argument('--cuda-graph', action='store_true')
     p.add_argument('--gpu-augment', action='store_true')
+    p.add_argument('--prefetch-ahead', type=int, default=None,
+                   help="batches PrefetchBatchesHook prepares ahead (default: the hook's)")
     p.add_argument('--no-prefetch', action='store_true',
                    help="with --gpu-augment: prepare each batch in the loop, not ahead")
     p.add_argument('--skip-loader', action='store_true', help='do not time the loader alone')
@@ -201,7 +210,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
         batch=cfg.train_dataloader.batch_size, workers=cfg.train_dataloader.num_workers,
         precision=cfg.optim_wrapper.get('dtype', 'float32') if args.amp else 'float32',
         cuda_graph=args.cuda_graph, gpu_augment=args.gpu_augment,
-        prefetch=any(h['type'] == 'PrefetchBatchesHook' for h in cfg.get('custom_hooks', [])),
+        prefetch=next((h.get('batches_ahead', 1) for h in cfg.get('custom_hooks', [])
+                       if h['type'] == 'PrefetchBatchesHook'), 0),
         card=torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')
     if not args.skip_loader or args.loader_only:
         result['loader_img_s'] = loader_speed(cfg, args.warmup, args.iters)
