@@ -12,6 +12,8 @@ from mmengine.runner import EpochBasedTrainLoop
 from torch import nn
 from torch.optim.adam import adam
 
+from mmmobilemamba.utils.cuda_capture import capture
+
 HYPERPARAMETERS = ('weight_decay', 'betas', 'eps', 'amsgrad', 'maximize',
                    'decoupled_weight_decay')
 
@@ -191,7 +193,7 @@ class CUDAGraphTrainStep:
         else:
             if self.graph is None:
                 self.graph = torch.cuda.CUDAGraph()  # other threads (PrefetchBatchesHook)
-                with torch.cuda.graph(self.graph, capture_error_mode='thread_local'):
+                with capture(self.graph):
                     self.outputs = self._step()
             self.graph.replay()
         self.calls += 1

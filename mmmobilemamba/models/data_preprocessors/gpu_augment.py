@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmmobilemamba.utils.cuda_capture import capture
 from mmmobilemamba.utils.device_copy import on_device
 from .resized_crop_triton import resized_crops, triton_resized_crop_available
 
@@ -584,7 +585,7 @@ class _Graphed:
             stream = torch.cuda.Stream(device)
             stream.wait_stream(torch.cuda.current_stream(device))
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph, stream=stream, capture_error_mode='thread_local'):
+            with capture(self.graph, stream):
                 self.out = self.fn(*self.static)
             torch.cuda.current_stream(device).wait_stream(stream)
         for static, x in zip(self.static, args):
