@@ -11,15 +11,15 @@ from mmmobilemamba.utils.cuda_capture import _CAPTURE_LOCK, capture
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 
 
-def capture_and_replay(scale: float, results: list, errors: list) -> None:
-    """Capture 30 graphs of a conv + batch norm (cuDNN), each on fresh shapes, replay
-    each once on new inputs and keep (replayed, eager) outputs."""
+def capture_and_replay(net: torch.nn.Module, inputs: list, scale: float, results: list,
+                       errors: list) -> None:
+    """Capture a graph of ``net`` (conv + batch norm: cuDNN) for each pair of ``inputs``
+    (fresh shapes each), replay it on the pair's second tensor and keep (replayed, eager)
+    outputs. No random draws here: a capture in one thread owns the default CUDA
+    generator, and the other thread's draws would fail (those are drawn up front)."""
     try:
         torch.cuda.set_device(0)
-        net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8)).cuda()
-        net.eval()
-        for i in range(30):
-            static = torch.randn(4, 3, 16 + i, 16, device='cuda')
+        for static, x in inputs:
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
@@ -28,7 +28,6 @@ def capture_and_replay(scale: float, results: list, errors: list) -> None:
             graph = torch.cuda.CUDAGraph()
             with capture(graph, stream):
                 out = net(static) * scale
-            x = torch.randn_like(static)
             static.copy_(x)
             graph.replay()
             results.append((out.clone(), net(x) * scale))
@@ -37,9 +36,13 @@ def capture_and_replay(scale: float, results: list, errors: list) -> None:
 
 
 def test_captures_from_two_threads_take_turns_and_replay_right():
-    results, errors = [], []
-    threads = [threading.Thread(target=capture_and_replay, args=(s, results, errors))
-               for s in (1.0, 2.0)]
+    results, errors, threads = [], [], []
+    for scale in (1.0, 2.0):
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8)).cuda()
+        inputs = [(torch.randn(4, 3, 16 + i, 16, device='cuda'),
+                   torch.randn(4, 3, 16 + i, 16, device='cuda')) for i in range(30)]
+        threads.append(threading.Thread(target=capture_and_replay,
+                                        args=(net.eval(), inputs, scale, results, errors)))
     for t in threads:
         t.start()
     for t in threads:
@@ -47,7 +50,8 @@ def test_captures_from_two_threads_take_turns_and_replay_right():
     assert not errors, errors
     assert len(results) == 60
     for replayed, eager in results:
-        torch.testing.assert_close(replayed, eager, rtol=1e-4, atol=1e-5)
+        # cuDNN may pick another (TF32) algorithm eagerly than in the capture
+        torch.testing.assert_close(replayed, eager, rtol=1e-3, atol=1e-3)
     assert not _CAPTURE_LOCK.locked()
 
 
