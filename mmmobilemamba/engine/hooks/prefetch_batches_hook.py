@@ -25,6 +25,12 @@ class _Failure:
 _END = object()
 
 
+def _check_ahead(value, name: str) -> None:
+    """``name`` (a count of batches ahead) must be a positive int."""
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f'{name} must be an int >= 1, got {value!r}.')
+
+
 def _cuda_storages(data: dict) -> List[torch.Tensor]:
     """One tensor per distinct CUDA allocation in a preprocessor output (the inputs and
     the data samples' fields, which are views of a few batch tensors)."""
@@ -43,17 +49,17 @@ class BatchPrefetcher:
 
     A thread prepares batches ``i + 1 .. i + ahead`` while the caller trains on batch
     ``i``; on CUDA it queues its kernels on a stream of its own, and the caller's stream
-    waits for them (the host never does). More than one batch ahead absorbs the workers'
-    uneven delivery. Only that thread draws the batches' random numbers, in batch order,
-    so the batches are those of preparing them in the loop. It asks ``batches`` for a
-    batch only while fewer than ``ahead`` wait untaken, and stops at the end of
-    ``batches``: the random state at the end of an epoch is the same as without it.
+    waits for them (the host never does). More than one ahead can absorb the workers'
+    uneven delivery, at the cost of more batches held on the device. Only that thread
+    draws the batches' random numbers, in batch order, so the batches are those of
+    preparing them in the loop. It asks ``batches`` for a batch only while fewer than
+    ``ahead`` wait untaken, and stops at the end of ``batches``: the random state at the
+    end of an epoch is the same as without it.
     """
 
     def __init__(self, batches: Iterator, prepare: Callable[[dict], dict],
                  device: torch.device, ahead: int = 1) -> None:
-        if not isinstance(ahead, int) or ahead < 1:
-            raise ValueError(f'BatchPrefetcher: ahead must be an int >= 1, got {ahead!r}.')
+        _check_ahead(ahead, 'BatchPrefetcher: ahead')
         self.batches, self.prepare, self.ahead = batches, prepare, ahead
         self.device = torch.device(device)
         self.stream = torch.cuda.Stream(self.device) if self.device.type == 'cuda' else None
@@ -167,9 +173,7 @@ class PrefetchBatchesHook(Hook):
     priority = 'LOW'
 
     def __init__(self, batches_ahead: int = 1) -> None:
-        if not isinstance(batches_ahead, int) or batches_ahead < 1:
-            raise ValueError('PrefetchBatchesHook: batches_ahead must be an int >= 1, got '
-                             f'{batches_ahead!r}.')
+        _check_ahead(batches_ahead, 'PrefetchBatchesHook: batches_ahead')
         self.batches_ahead = batches_ahead
 
     def before_train(self, runner) -> None:
