@@ -100,7 +100,7 @@ training)
         timeout 90 $B --arch s6 --amp none bf16 --channels-last --train --cuda-graph --runs 2 "$@"
     } > "$OUT/bench.log" 2>&1
     grep -E '^(arch|[tsb][0-9] )' "$OUT/bench.log" ;;
-train-speed)  # about 7 min on an H200 with 16 cores (9 with BASELINE); ARGS go to each run
+train-speed)  # 8 runs (10 with BASELINE) of 30-60 s each on an H100; ARGS go to each run
     timeout 90 python3 benchmarks/gpu_augment_speed.py --data /tmp/jpeg \
         --json "$OUT/gpu_augment_speed.json" > "$OUT/gpu_augment_speed.log" 2>&1
     grep -E '^\||Error' "$OUT/gpu_augment_speed.log"
@@ -116,6 +116,7 @@ train-speed)  # about 7 min on an H200 with 16 cores (9 with BASELINE); ARGS go 
             timeout 90 $S --json "$OUT/train_speed.json" --skip-loader $flags "$@"
         done
         if [ -n "${BASELINE:-}" ]; then  # an older checkout: its own tools, configs, package
+            BASELINE=$(cd "$BASELINE" && pwd)  # it is run from there, and on PYTHONPATH
             echo "== baseline: $BASELINE"
             for flags in "--amp --cuda-graph --gpu-augment" "--cuda-graph --gpu-augment"; do
                 (cd "$BASELINE" && PYTHONPATH=$BASELINE:$PYTHONPATH timeout 90 $S \
