@@ -25,27 +25,35 @@ class ForeachExponentialMovingAverage(ExponentialMovingAverage):
     _host_steps = None  # the ``steps`` buffer as an int; None: read it at the next update
 
     def update_parameters(self, model: nn.Module) -> None:
-        source = (model.state_dict() if self.update_buffers else dict(model.named_parameters()))
+        # keep_vars and no copies to a device the tensors are on already: ~600 detaches and
+        # ~500 ``.to`` calls per iteration would cost milliseconds of host time.
+        source = (model.state_dict(keep_vars=True) if self.update_buffers
+                  else dict(model.named_parameters()))
         if self._host_steps is None:
             self._host_steps = int(self.steps)
         steps = self._host_steps
-        if steps == 0:
-            torch._foreach_copy_([p.data for p in self.avg_parameters.values()],
-                                 [source[k].data for k in self.avg_parameters])
-        elif steps % self.interval == 0:
-            averaged, new = [], []
-            for key, p_avg in self.avg_parameters.items():
-                if p_avg.dtype.is_floating_point:
-                    averaged.append(p_avg.data)
-                    new.append(source[key].data.to(p_avg.device))
-            torch._foreach_lerp_(averaged, new, self.momentum)
-        buffers = [] if self.update_buffers else list(self.module.buffers())
-        if buffers:  # the buffers follow the source model
-            torch._foreach_copy_([b.data for b in buffers],
-                                 [b.data.to(a.device) for a, b in zip(buffers, model.buffers())])
+        with torch.no_grad():
+            if steps == 0:
+                torch._foreach_copy_(list(self.avg_parameters.values()),
+                                     [source[k] for k in self.avg_parameters])
+            elif steps % self.interval == 0:
+                averaged, new = [], []
+                for key, p_avg in self.avg_parameters.items():
+                    if p_avg.dtype.is_floating_point:
+                        averaged.append(p_avg)
+                        new.append(_on(source[key], p_avg.device))
+                torch._foreach_lerp_(averaged, new, self.momentum)
+            buffers = [] if self.update_buffers else list(self.module.buffers())
+            if buffers:  # the buffers follow the source model
+                torch._foreach_copy_(buffers, [_on(b, a.device)
+                                               for a, b in zip(buffers, model.buffers())])
         self.steps += 1
         self._host_steps += 1
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
         self._host_steps = None  # a checkpoint brings its own count
         super()._load_from_state_dict(*args, **kwargs)
+
+
+def _on(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return tensor if tensor.device == device else tensor.to(device)
