@@ -181,10 +181,10 @@ def test_toy_recipe_trains_the_same_with_and_without_prefetching(
     """Two epochs of the toy recipe through --gpu-augment from one seed: every loss and
     every weight bitwise the same with the hook and without it on the CPU; with it the
     preprocessor ran on the prefetching thread. A GPU's backward is not bitwise
-    reproducible: on an H200 two runs of either kind drew apart by up to 2.1 % within the
-    8 iterations (the same values came up with and without the hook), so there the first
-    loss must be the same and the others within 10 %; the batches themselves are compared
-    on the GPU above."""
+    reproducible, and the toy recipe's high learning rate amplifies its rounding: two runs
+    drew apart by 2 % (H200) to over 10 % (H100) within the 8 iterations. On the GPU the
+    first loss (same weights, same batch) must be the same and the next two, before that
+    drift grows, within 1e-4; the batches themselves are compared on the GPU above."""
     threads = set()
     real = GPUAugmentClsDataPreprocessor._train_forward
 
@@ -218,7 +218,7 @@ def test_toy_recipe_trains_the_same_with_and_without_prefetching(
     assert len(ahead.losses) == len(loop.losses) == 8
     if torch.cuda.is_available():
         assert ahead.losses[0] == loop.losses[0]
-        assert np.allclose(ahead.losses, loop.losses, rtol=0.1)
+        assert np.allclose(ahead.losses[:3], loop.losses[:3], rtol=1e-4, atol=0)
     else:
         assert ahead.losses == loop.losses
         assert all(torch.equal(ahead_weights[k], loop_weights[k]) for k in loop_weights)
