@@ -1,7 +1,7 @@
 """MobileMamba backbone (CVPR'25), exact to the released checkpoints' state_dict layout."""
 import logging
 import warnings
-from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -12,9 +12,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...utils.checkpoint import (check_state_dict_matches, checkpoint_arch,
                                  load_backbone_checkpoint)
-from ..layers import (FFN, Conv2d_BN, MobileMambaBlock, PatchMerging, Residual)
+from ..layers import FFN, Conv2d_BN, MBWTConv2d, MobileMambaBlock, PatchMerging, Residual
 from ..utils import fuse_modules
-from ..utils.shape_checks import check_feature_strides
+from ..utils.shape_checks import check_feature_strides, is_tracing
 
 MIN_INPUT_SIZE = 32
 
@@ -49,6 +49,10 @@ class MobileMamba(BaseModule):
         scan_backend: selective-scan backend ('auto', 'torch', 'chunked', 'triton',
             'mamba_ssm'); ONNX exports trace their own formulation of the same math
             (``mmmobilemamba.deployment.export_formulation``).
+        compile_cfg: ``torch.compile`` arguments for the stages, e.g. ``dict(dynamic=True)``
+            for detection's and segmentation's varying image sizes (one graph for all
+            sizes); None runs them eagerly. The input checks stay eager; a trace, an ONNX
+            export or an outer ``torch.compile`` runs the stages' plain code.
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint=path)``; takes official
             (flat, ``net``/``net_E``/``model``/``state_dict``-wrapped) or OpenMMLab
             (``backbone.``-prefixed) checkpoints and reports mismatched keys loudly.
@@ -84,6 +88,7 @@ class MobileMamba(BaseModule):
                  norm_eval: bool = False,
                  drop_path_rate: Optional[float] = None,
                  scan_backend: str = 'auto',
+                 compile_cfg: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, list]] = None,
                  pretrained: Optional[str] = None) -> None:
         super().__init__(init_cfg=self._pretrained_init_cfg(pretrained, init_cfg))
@@ -96,6 +101,11 @@ class MobileMamba(BaseModule):
                              f'got {frozen_stages}.')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
+        if compile_cfg is not None and not isinstance(compile_cfg, dict):
+            raise TypeError('compile_cfg must be None or a dict of torch.compile arguments, '
+                            f'e.g. dict(dynamic=True); got {compile_cfg!r}.')
+        self.compile_cfg = compile_cfg
+        self._compiled: Optional[Tuple[int, Callable]] = None  # (id(self), compiled fn)
         s = self.arch_settings
         if drop_path_rate is None:
             drop_path_rate = s.get('drop_path_rate', 0.0)
@@ -120,6 +130,10 @@ class MobileMamba(BaseModule):
                     dims[i], s['global_ratios'][i], s['local_ratios'][i],
                     s['kernel_sizes'][i], s['ssm_ratio'], rates.pop(0), scan_backend))
             self.add_module(f'blocks{i + 1}', nn.Sequential(*blocks))
+        if compile_cfg is not None and compile_cfg.get('dynamic') is not False:
+            for m in self.modules():
+                if isinstance(m, MBWTConv2d):
+                    m.pad_any_parity = True
         self._freeze_stages()
 
     @staticmethod
@@ -205,6 +219,18 @@ class MobileMamba(BaseModule):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self._check_input(x)
         check_feature_strides(self, x)  # once: do the detector heads' strides fit?
+        return self._stages_fn()(x)
+
+    def _stages_fn(self) -> Callable[[torch.Tensor], Tuple[torch.Tensor, ...]]:
+        """:meth:`_forward_stages`, compiled once per instance when ``compile_cfg`` asks
+        (a deep copy, e.g. an EMA model, compiles its own rather than call the original's)."""
+        if self.compile_cfg is None or is_tracing():
+            return self._forward_stages
+        if self._compiled is None or self._compiled[0] != id(self):
+            self._compiled = (id(self), torch.compile(self._forward_stages, **self.compile_cfg))
+        return self._compiled[1]
+
+    def _forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         outs = []
         for i, stage in enumerate(self.stages):
             x = stage(x)

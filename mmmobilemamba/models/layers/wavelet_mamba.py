@@ -46,13 +46,22 @@ class MBWTConv2d(nn.Module):
             nn.Conv2d(4 * channels, 4 * channels, kernel_size, padding=kernel_size // 2,
                       groups=4 * channels, bias=False)])
         self.wavelet_scale = nn.ModuleList([ScaleModule(4 * channels, 0.1)])
+        #: Pad by 1 or 2, not 0 or 1: the crop at the end is then a strict slice for every
+        #: size, so a graph traced with symbolic sizes (torch.compile(dynamic=True)) serves
+        #: odd and even sizes alike, instead of one graph per parity of each level's map.
+        #: The same result: the extra band row/column is the transform of zeros, which the
+        #: convolution's zero padding supplies anyway. The backbone's compile_cfg sets it.
+        self.pad_any_parity = False
         #: None, or 'static' / 'dynamic' while ``mmmobilemamba.deployment.export_formulation``
         #: is active: then the Haar transforms run as F.conv2d / F.conv_transpose2d.
         self._export_mode: Optional[str] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        xp = F.pad(x, (0, w % 2, 0, h % 2))
+        if self.pad_any_parity:  # 1 or 2 rows/columns, never 0
+            xp = F.pad(x, (0, 2 - w % 2, 0, 2 - h % 2))
+        else:
+            xp = F.pad(x, (0, w % 2, 0, h % 2))
         as_conv = self._export_mode is not None
         if as_conv:
             bands = F.conv2d(xp, self.wt_filter, stride=2, groups=self.channels)

@@ -174,7 +174,8 @@ def find_owner(module: nn.Module, max_frames: int = 8) -> Optional[nn.Module]:
     return None
 
 
-def _tracing() -> bool:
+def is_tracing() -> bool:
+    """True inside torch.compile, TorchScript or an ONNX export: shape checks step aside."""
     return (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
             or torch.onnx.is_in_onnx_export())
 
@@ -189,7 +190,7 @@ def check_feature_strides(backbone: nn.Module, inputs: torch.Tensor) -> None:
     has no detector (classifiers, segmentors, a bare backbone), later calls return at once.
     A failing model is checked again on its next forward.
     """
-    if getattr(backbone, _DONE, False) or _tracing():  # the flag first: every forward asks
+    if getattr(backbone, _DONE, False) or is_tracing():  # the flag first: every forward asks
         return
     for handle in getattr(backbone, _HOOKS, ()):  # armed by a forward that failed midway
         handle.remove()
