@@ -12,9 +12,15 @@ testing (``test_step`` under ``no_grad``, autocast in AMP).
     python benchmarks/downstream_timing.py [--models retinanet ...] [--precisions fp32 bf16]
         [--iters 10] [--json timing.json]
 
+``--compile-backbone`` builds our models with ``model.backbone.compile_cfg=dict(dynamic=True)``
+(the baselines stay eager), and ``--vary-sizes`` gives the detectors a different padded
+batch size every iteration, as mmdet's keep-ratio resize does (the warm-up visits each
+once); the table then says how many graphs TorchDynamo compiled.
+
 ``--device cpu --scale 0.1 --batch 1`` runs the same code small on a CPU (a smoke test).
 """
 import argparse
+import itertools
 import json
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
@@ -52,9 +58,12 @@ CASES: Dict[str, Case] = {
                    'mmseg::pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py', (512, 512)),
 }
 DTYPES = {'fp32': None, 'bf16': 'bfloat16', 'fp16': 'float16'}
+# Padded batch shapes from the (1333, 800) keep-ratio resize of COCO-like aspect ratios,
+# as fractions of the case's size: each iteration of --vary-sizes takes the next one.
+VARIED = [(1.0, 1.0), (1.0, 0.9), (0.92, 1.0), (1.0, 0.8), (0.84, 1.0), (1.0, 0.75)]
 
 
-def load(path: str) -> Config:
+def load(path: str, compile_backbone: bool = False) -> Config:
     """The config without pretrained weights (no downloads; random init for both sides).
     Where mmcv 2.1 cannot run a baseline, it gets the fix that ours has: FixedSSDHead
     (mmdet 3.3's SSDHead cannot predict), FP32FocalLoss and torchvision's RoIAlign (mmcv's
@@ -71,6 +80,8 @@ def load(path: str) -> Config:
     backbone = cfg.model.backbone
     if backbone.get('init_cfg') is not None:
         backbone.init_cfg = None
+    if compile_backbone and backbone.type == 'MobileMamba':
+        backbone.compile_cfg = dict(dynamic=True)
     return cfg
 
 
@@ -102,9 +113,10 @@ def seconds(fn, warmup: int, iters: int, device: str) -> float:
     return sum(cpu_time_ms(fn, warmup, iters)) / iters / 1e3
 
 
-def measure(path: str, size: Tuple[int, int], batch: int, precision: str, warmup: int,
-            iters: int, device: str = 'cuda') -> dict:
-    cfg = load(path)
+def measure(path: str, sizes: List[Tuple[int, int]], batch: int, precision: str,
+            warmup: int, iters: int, device: str = 'cuda', compile_backbone: bool = False) -> dict:
+    """Train and test speed on batches of ``sizes`` in turn (warm-up: each at least once)."""
+    cfg = load(path, compile_backbone)
     dtype = DTYPES[precision]
     cuda = device == 'cuda'
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
@@ -113,26 +125,31 @@ def measure(path: str, size: Tuple[int, int], batch: int, precision: str, warmup
         if dtype:
             wrapper_cfg.update(type='AmpOptimWrapper', dtype=dtype, loss_scale='dynamic')
         optim_wrapper = build_optim_wrapper(model, wrapper_cfg)
-        data = synthetic_batch(cfg, size, batch)
+        batches = itertools.cycle([synthetic_batch(cfg, size, batch) for size in sizes])
+        warmup = max(warmup, len(sizes))
+        graphs = torch._dynamo.utils.counters['stats']['unique_graphs']
         model.train()
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        train_s = seconds(lambda: model.train_step(data, optim_wrapper), warmup, iters, device)
+        train_s = seconds(lambda: model.train_step(next(batches), optim_wrapper), warmup,
+                          iters, device)
         train_mem = torch.cuda.max_memory_allocated() / 2**30 if cuda else float('nan')
         model.eval()
 
         def test():
             with torch.no_grad(), torch.autocast(device, dtype=getattr(torch, dtype or 'float32'),
                                                  enabled=dtype is not None):
-                model.test_step(data)
+                model.test_step(next(batches))
 
         test_s = seconds(test, warmup, iters, device)
+        graphs = torch._dynamo.utils.counters['stats']['unique_graphs'] - graphs
     del model, optim_wrapper
     if cuda:
         torch.cuda.empty_cache()
-    return dict(config=path, precision=precision, batch=batch, size=list(size),
-                train_s_iter=train_s, train_img_s=batch / train_s, train_mem_gib=train_mem,
-                test_img_s=batch / test_s)
+    return dict(config=path, precision=precision, batch=batch, sizes=[list(s) for s in sizes],
+                compiled_backbone=compile_backbone and 'mobilemamba' in path,
+                dynamo_graphs=graphs, train_s_iter=train_s, train_img_s=batch / train_s,
+                train_mem_gib=train_mem, test_img_s=batch / test_s)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -147,26 +164,40 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('--scale', type=float, default=1.0,
                         help='input size factor (smoke tests; the table is at 1.0)')
     parser.add_argument('--batch', type=int, help='batch size (default: the config\'s)')
+    parser.add_argument('--compile-backbone', action='store_true',
+                        help='our models with compile_cfg=dict(dynamic=True) on the backbone')
+    parser.add_argument('--vary-sizes', action='store_true',
+                        help=f'detectors: cycle through {len(VARIED)} padded batch sizes')
+    parser.add_argument('--no-baseline', action='store_true', help='time our models only')
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('downstream_timing.py: no CUDA GPU is visible; --device cpu runs '
                          'the smoke version.')
     card = torch.cuda.get_device_name() if args.device == 'cuda' else 'CPU'
     print(f'# {card}, torch {torch.__version__}, scale {args.scale}')
-    print('| model | backbone | precision | batch | train s/iter | train img/s | '
-          'train mem GiB | test img/s |')
-    print('|---|---|---|---|---|---|---|---|')
+    print('| model | backbone | precision | batch | sizes | train s/iter | train img/s | '
+          'train mem GiB | test img/s | graphs |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
     for name in args.models:
         case = CASES[name]
         batch = args.batch or Config.fromfile(case.ours).train_dataloader.batch_size
-        size = tuple(max(32, round(s * args.scale / 32) * 32) for s in case.size)
+        varied = args.vary_sizes and Config.fromfile(case.ours).default_scope == 'mmdet'
+        sizes = [tuple(max(32, round(s * f * args.scale / 32) * 32)
+                       for s, f in zip(case.size, factors))
+                 for factors in (VARIED if varied else VARIED[:1])]
+        sides = [('ours', case.ours)] + ([] if args.no_baseline else
+                                         [('baseline', case.baseline)])
         for precision in args.precisions:
-            for label, path in (('ours', case.ours), ('baseline', case.baseline)):
-                r = measure(path, size, batch, precision, args.warmup, args.iters, args.device)
+            for label, path in sides:
+                if label == 'ours' and args.compile_backbone:
+                    label = 'ours, compiled'
+                r = measure(path, sizes, batch, precision, args.warmup, args.iters, args.device,
+                            args.compile_backbone)
                 r.update(model=name, side=label)
-                print(f"| {name} | {label} | {precision} | {batch} | {r['train_s_iter']:.3f} | "
-                      f"{r['train_img_s']:.1f} | {r['train_mem_gib']:.2f} | "
-                      f"{r['test_img_s']:.1f} |", flush=True)
+                print(f"| {name} | {label} | {precision} | {batch} | {len(sizes)} | "
+                      f"{r['train_s_iter']:.3f} | {r['train_img_s']:.1f} | "
+                      f"{r['train_mem_gib']:.2f} | {r['test_img_s']:.1f} | "
+                      f"{r['dynamo_graphs']} |", flush=True)
                 if args.json:
                     with open(args.json, 'a') as f:
                         f.write(json.dumps(r) + '\n')

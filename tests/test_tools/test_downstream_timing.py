@@ -30,3 +30,19 @@ def test_refuses_cuda_without_a_gpu(run_tool):
         pytest.skip('a GPU is visible')
     res = run_tool('benchmarks/downstream_timing.py', check=False)
     assert res.returncode != 0 and '--device cpu' in res.output
+
+
+def test_vary_sizes_cycles_through_padded_detection_batches(run_tool, tmp_path):
+    """--vary-sizes: the detector steps through the six padded batch shapes (multiples of
+    32), our side only with --no-baseline; eager, so TorchDynamo compiled no graph."""
+    pytest.importorskip('mmdet')
+    out = tmp_path / 'timing.json'
+    run_tool('benchmarks/downstream_timing.py', '--device', 'cpu', '--scale', '0.15',
+             '--batch', '1', '--warmup', '0', '--iters', '1', '--precisions', 'fp32',
+             '--models', 'retinanet', '--vary-sizes', '--no-baseline', '--json', out,
+             timeout=300)
+    (record, ) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record['side'] == 'ours' and not record['compiled_backbone']
+    assert record['sizes'] == [[128, 192], [128, 192], [96, 192], [128, 160], [96, 192],
+                               [128, 160]]
+    assert record['dynamo_graphs'] == 0
