@@ -78,7 +78,8 @@ tests)  # about 8 min on an H200 with 16 cores
         tests/test_models/test_gpu_augment_cls_data_preprocessor.py \
         tests/test_ops/test_scan_triton.py tests/test_ops/test_scan_mamba_ssm_cuda.py \
         tests/test_ops/test_scan_backends.py tests/test_models/test_losses.py \
-        tests/test_utils/test_cuda_capture.py tests/test_engine/test_prefetch_batches_hook.py "$@" \
+        tests/test_utils/test_cuda_capture.py tests/test_engine/test_prefetch_batches_hook.py \
+        tests/test_models/test_backbone_compile_cuda.py "$@" \
         > "$OUT/tests.log" 2>&1
     grep -E '^(FAILED|ERROR)|passed|failed' "$OUT/tests.log" | tail -15 ;;
 downstream)
