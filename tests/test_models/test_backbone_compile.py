@@ -110,3 +110,23 @@ def test_a_trace_runs_the_plain_stages(tiny_arch):
         traced = torch.jit.trace(compiled, x, check_trace=False)
         for ours, ref in zip(traced(x), eager(x)):
             assert _rel(ours, ref) < 1e-6
+
+
+@pytest.mark.parametrize('cfg, options', [
+    (dict(dynamic=True), {'triton.coalesce_tiling_analysis': False}),
+    (dict(), {'triton.coalesce_tiling_analysis': False}),
+    (dict(dynamic=True, options={'triton.coalesce_tiling_analysis': True, 'max_autotune': True}),
+     {'triton.coalesce_tiling_analysis': True, 'max_autotune': True}),
+    (dict(dynamic=False), None),
+    (dict(dynamic=True, mode='max-autotune'), None),
+    (dict(dynamic=True, backend='aot_eager'), None),
+])
+def test_inductor_skips_its_tiling_analysis_for_dynamic_sizes(cfg, options):
+    """Inductor's coalescing analysis fails on symbolic sizes (torch 2.11): off by default
+    where sizes may be dynamic, and only where inductor takes ``options``; a config's own
+    setting wins."""
+    from mmmobilemamba.models.backbones.mobilemamba import compile_kwargs
+    kwargs = compile_kwargs(cfg)
+    assert kwargs.get('options') == options
+    assert {k: v for k, v in kwargs.items() if k != 'options'} == {
+        k: v for k, v in cfg.items() if k != 'options'}

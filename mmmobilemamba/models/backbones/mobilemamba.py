@@ -19,6 +19,20 @@ from ..utils.shape_checks import check_feature_strides, is_tracing
 MIN_INPUT_SIZE = 32
 
 
+def compile_kwargs(compile_cfg: dict) -> dict:
+    """``torch.compile`` arguments for ``compile_cfg``. Inductor's coalescing analysis for
+    tiling does not handle symbolic sizes yet (its own config says so; in torch 2.11 a
+    MobileMamba-B1 RetinaNet fails inside it, ``AssertionError`` in
+    ``tiling_utils.get_pw_red_splits``), so with dynamic sizes it is off unless
+    ``compile_cfg`` sets it. It only chooses how kernels tile: the results are the same."""
+    kwargs = dict(compile_cfg)
+    if (kwargs.get('backend', 'inductor') == 'inductor' and kwargs.get('mode') is None
+            and kwargs.get('dynamic') is not False):
+        kwargs['options'] = {'triton.coalesce_tiling_analysis': False,
+                             **kwargs.get('options', {})}
+    return kwargs
+
+
 def _variant(embed_dims, depths, drop_path_rate):
     return dict(embed_dims=embed_dims, depths=depths, global_ratios=[0.8, 0.7, 0.6],
                 local_ratios=[0.2, 0.2, 0.3], kernel_sizes=[7, 5, 3], ssm_ratio=2,
@@ -227,7 +241,8 @@ class MobileMamba(BaseModule):
         if self.compile_cfg is None or is_tracing():
             return self._forward_stages
         if self._compiled is None or self._compiled[0] != id(self):
-            self._compiled = (id(self), torch.compile(self._forward_stages, **self.compile_cfg))
+            self._compiled = (id(self), torch.compile(self._forward_stages,
+                                                      **compile_kwargs(self.compile_cfg)))
         return self._compiled[1]
 
     def _forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
