@@ -147,7 +147,7 @@ def measure(path: str, sizes: List[Tuple[int, int]], batch: int, precision: str,
     if cuda:
         torch.cuda.empty_cache()
     return dict(config=path, precision=precision, batch=batch, sizes=[list(s) for s in sizes],
-                compiled_backbone=compile_backbone and 'mobilemamba' in path,
+                compiled_backbone=cfg.model.backbone.get('compile_cfg') is not None,
                 dynamo_graphs=graphs, train_s_iter=train_s, train_img_s=batch / train_s,
                 train_mem_gib=train_mem, test_img_s=batch / test_s)
 

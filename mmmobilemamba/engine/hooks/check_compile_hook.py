@@ -8,7 +8,7 @@ COMPILE_HINT = (
     'groups (InternalTorchDynamoError); a compiled MobileMamba training step also measured no '
     'faster than the eager one (docs/benchmarks.md: the step is bound by its host time). '
     'Remove compile from the config (--cfg-options compile=None). To compile the backbone '
-    'alone (detection and segmentation: one graph for all image sizes), set '
+    'alone with symbolic image sizes (detection, segmentation), set '
     'model.backbone.compile_cfg=dict(dynamic=True). For classification on one GPU, '
     'tools/train.py --cuda-graph replays the whole step as one CUDA graph, and '
     '--gpu-augment moves the augmentation to the GPU.')
