@@ -38,15 +38,14 @@ def one_storage_collate(data_batch: Sequence[dict], base: str = 'pseudo_collate'
         if isinstance(sample, BaseDataElement):
             _collect(slots, sample, list(sample.keys()))
     for entries in slots.values():
-        dense = [_in_memory_order(t) for _, _, t in entries]
-        total = sum(t.numel() for t, _ in dense)
-        flat = dense[0][0].new_empty(0)
+        ordered = [_in_memory_order(t) for _, _, t in entries]
+        total = sum(t.numel() for t, _ in ordered)
+        flat = ordered[0][0].new_empty(0)
         if get_worker_info() is not None:
-            flat = flat.new(dense[0][0]._typed_storage()._new_shared(total, device='cpu'))
-        flat = torch.cat([t.reshape(-1) for t, _ in dense], out=flat.resize_(total))
-        views = flat.split([t.numel() for t, _ in dense])
-        for (owner, key, _), (tensor, order), view in zip(entries, dense, views):
-            view = view.view(tensor.shape).permute(order)
+            flat = flat.new(ordered[0][0]._typed_storage()._new_shared(total, device='cpu'))
+        views = flat.resize_(total).split([t.numel() for t, _ in ordered])
+        for (owner, key, _), (tensor, order), view in zip(entries, ordered, views):
+            view = view.view(tensor.shape).copy_(tensor).permute(order)  # the one copy
             if isinstance(owner, list):
                 owner[key] = view
             else:
@@ -55,10 +54,11 @@ def one_storage_collate(data_batch: Sequence[dict], base: str = 'pseudo_collate'
 
 
 def _in_memory_order(t: torch.Tensor) -> Tuple[torch.Tensor, List[int]]:
-    """``t`` permuted into its memory order (contiguous; copied only if it is not dense)
-    and the permutation that gives ``t``'s dimensions back."""
+    """``t`` permuted into its memory order (a view; a crop of an HWC image stays strided
+    until it is copied into the batch) and the permutation that gives ``t``'s dimensions
+    back."""
     order = sorted(range(t.dim()), key=lambda d: -t.stride(d))
-    return t.permute(order).contiguous(), sorted(range(t.dim()), key=order.__getitem__)
+    return t.permute(order), sorted(range(t.dim()), key=order.__getitem__)
 
 
 def _collect(slots: Dict[torch.dtype, List[tuple]], owner, keys) -> None:

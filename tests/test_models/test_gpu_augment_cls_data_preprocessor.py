@@ -58,7 +58,7 @@ def test_use_gpu_augment_keeps_a_configured_prefetch_hook():
 
 
 def test_the_workers_batch_arrives_in_one_storage_and_trains(tmp_path, worker_batch):
-    """Decoded images (of different sizes) in one storage, their draws in another; the
+    """Decoded crop boxes (of different sizes) in one storage, their draws in another; the
     preprocessor gives the one-hot scores ClsDataPreprocessor makes (``to_onehot``) and
     refuses such a batch outside training."""
     cfg = use_gpu_augment(Config.fromfile(S6))
@@ -69,7 +69,9 @@ def test_the_workers_batch_arrives_in_one_storage_and_trains(tmp_path, worker_ba
         write_photo(path, i, (60 + 4 * i, 80))
     labels = [4, 0, 2]
     batch = worker_batch(cfg, paths, labels)
-    assert [tuple(x.shape) for x in batch['inputs']] == [(3, 60, 80), (3, 64, 80), (3, 68, 80)]
+    boxes = [s.gpu_augment.long().tolist() for s in batch['data_samples']]
+    assert all(box[:2] == [0, 0] for box in boxes)
+    assert [tuple(x.shape) for x in batch['inputs']] == [(3, h, w) for _, _, h, w in boxes]
     assert len({x.untyped_storage().data_ptr() for x in batch['inputs']}) == 1
     assert batch['data_samples'][0].gpu_augment.shape == (4, )
     pre = GPUAugmentClsDataPreprocessor(augment=augment, num_classes=5, to_onehot=True)
@@ -81,6 +83,46 @@ def test_the_workers_batch_arrives_in_one_storage_and_trains(tmp_path, worker_ba
     assert torch.equal(scores, torch.eye(5, dtype=scores.dtype)[labels])
     assert [s.gt_label.tolist() for s in out['data_samples']] == [[4], [0], [2]]
     assert 'gpu_augment' not in out['data_samples'][0]  # the draws are used up
+
+
+def test_the_workers_send_the_crop_box_and_the_batch_is_the_same(tmp_path):
+    """DrawGPUAugment passes on only the drawn box (offsets reset to 0); the augmented
+    batch equals the whole image's with the box where it was drawn, bit for bit."""
+    from mmcv.transforms import LoadImageFromFile
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import TRANSFORMS
+
+    from mmmobilemamba.models.data_preprocessors.gpu_augment_cls_data_preprocessor import \
+        DrawGPUAugment
+    cfg = use_gpu_augment(Config.fromfile(S6))
+    transforms = cfg.train_dataloader.dataset.pipeline[1].transforms
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        draw = TRANSFORMS.build(dict(type='DrawGPUAugment', transforms=transforms))
+    assert isinstance(draw, DrawGPUAugment)
+    images, rows, boxes, full = [], [], [], []
+    for i in range(4):
+        path = str(tmp_path / f'{i}.JPEG')
+        write_photo(path, i, (120 + 8 * i, 160))
+        loaded = LoadImageFromFile()(dict(img_path=path))
+        whole = torch.from_numpy(loaded['img']).permute(2, 0, 1)
+        np.random.seed(i)
+        box_only = draw(dict(loaded))
+        np.random.seed(i)
+        whole_row = draw.augment.draw(*loaded['img'].shape[:2])
+        top, left, h, w = whole_row[:4].long().tolist()
+        assert box_only['img_shape'] == (h, w)
+        assert torch.equal(box_only['img'], whole[:, top:top + h, left:left + w])
+        assert torch.equal(box_only['gpu_augment'][4:], whole_row[4:])
+        assert box_only['gpu_augment'][:4].tolist() == [0, 0, h, w]
+        images.append(box_only['img'])
+        rows.append(box_only['gpu_augment'])
+        full.append(whole)
+        boxes.append(whole_row)
+    augment = draw.augment
+    seed = torch.Generator().manual_seed(0)
+    ours = augment(images, torch.stack(rows), seed)
+    seed = torch.Generator().manual_seed(0)
+    assert torch.equal(ours, augment(full, torch.stack(boxes), seed))
 
 
 def epoch_losses(work_dir: str) -> list:

@@ -25,9 +25,12 @@ PARAMS_KEY = 'gpu_augment'  # the data sample field that carries an image's draw
 class DrawGPUAugment(BaseTransform):
     """Draw a decoded image's augmentation parameters, as the CPU pipeline's transforms
     ``transforms`` would on it, into ``results['gpu_augment']`` (a float64 row, see
-    :meth:`GPUTrainAugment.draw`); the pixels stay as they are, for the GPU, in the
-    decoder's HWC memory viewed as CHW (``PackInputs`` would copy them into CHW order; the
-    GPU crop reads either). Its ``PackInputs`` keeps the row (``algorithm_keys``).
+    :meth:`GPUTrainAugment.draw`). Only the drawn crop box travels on: the image becomes a
+    view of the box in the decoder's HWC memory, viewed as CHW (``PackInputs`` would copy
+    it into CHW order; the GPU crop reads either), and the row's box starts at (0, 0). The
+    crop reads nothing outside its box, as mmcv's crop-then-resize, so the batch is the same
+    while the collate, the copy to the GPU and their page faults handle about half the bytes
+    (RandomResizedCrop's mean area). Its ``PackInputs`` keeps the row (``algorithm_keys``).
 
     Args:
         transforms: the train pipeline's augmentation configs, ``RandomResizedCrop`` first.
@@ -39,9 +42,14 @@ class DrawGPUAugment(BaseTransform):
     def transform(self, results: dict) -> dict:
         img = results['img']
         h, w = img.shape[:2]
-        results[PARAMS_KEY] = self.augment.draw(h, w)
+        row = self.augment.draw(h, w)
+        top, left, box_h, box_w = (int(v) for v in row[:4])
+        row[:2] = 0
+        results[PARAMS_KEY] = row
         if isinstance(img, np.ndarray) and img.ndim == 3:
-            results['img'] = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+            img = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+        results['img'] = img[..., top:top + box_h, left:left + box_w]
+        results['img_shape'] = (box_h, box_w)
         return results
 
 
