@@ -19,6 +19,12 @@ from ..utils.shape_checks import check_feature_strides, is_tracing
 MIN_INPUT_SIZE = 32
 
 
+def traces_symbolic_sizes(compile_cfg: Optional[dict]) -> bool:
+    """Whether ``torch.compile(**compile_cfg)`` may trace symbolic sizes: ``dynamic=True``,
+    or its default ``None``, which turns a size dynamic once a second one comes."""
+    return compile_cfg is not None and compile_cfg.get('dynamic') is not False
+
+
 def compile_kwargs(compile_cfg: dict) -> dict:
     """``torch.compile`` arguments for ``compile_cfg``. Inductor's coalescing analysis for
     tiling does not handle symbolic sizes yet (its own config says so; in torch 2.11 a
@@ -27,7 +33,7 @@ def compile_kwargs(compile_cfg: dict) -> dict:
     ``compile_cfg`` sets it. It only chooses how kernels tile: the results are the same."""
     kwargs = dict(compile_cfg)
     if (kwargs.get('backend', 'inductor') == 'inductor' and kwargs.get('mode') is None
-            and kwargs.get('dynamic') is not False):
+            and traces_symbolic_sizes(compile_cfg)):
         kwargs['options'] = {'triton.coalesce_tiling_analysis': False,
                              **kwargs.get('options', {})}
     return kwargs
@@ -144,7 +150,7 @@ class MobileMamba(BaseModule):
                     dims[i], s['global_ratios'][i], s['local_ratios'][i],
                     s['kernel_sizes'][i], s['ssm_ratio'], rates.pop(0), scan_backend))
             self.add_module(f'blocks{i + 1}', nn.Sequential(*blocks))
-        if compile_cfg is not None and compile_cfg.get('dynamic') is not False:
+        if traces_symbolic_sizes(compile_cfg):
             for m in self.modules():
                 if isinstance(m, MBWTConv2d):
                     m.pad_any_parity = True
