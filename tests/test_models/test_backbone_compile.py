@@ -130,3 +130,6 @@ def test_inductor_skips_its_tiling_analysis_for_dynamic_sizes(cfg, options):
     assert kwargs.get('options') == options
     assert {k: v for k, v in kwargs.items() if k != 'options'} == {
         k: v for k, v in cfg.items() if k != 'options'}
+    # torch.compile checks option names against the installed inductor's config here
+    # ('Unexpected optimization option'), before anything is compiled.
+    torch.compile(torch.nn.Identity(), **kwargs)
