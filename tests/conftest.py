@@ -34,6 +34,21 @@ def isolated_default_scope():
         yield
 
 
+@pytest.fixture(autouse=True)
+def fresh_visualizers():
+    """MMEngine keeps one visualizer per name for the whole process, and the configs name
+    theirs ``'visualizer'``: without this, a test's Runner would get the first test's one
+    and write into its work_dir, which pytest removes once that test has passed. Cleared as
+    mmengine's own ``RunnerTestCase`` does, for each visualizer class."""
+    yield
+    from mmengine.visualization import Visualizer
+    classes = [Visualizer]
+    while classes:
+        cls = classes.pop()
+        cls._instance_dict.clear()
+        classes.extend(cls.__subclasses__())
+
+
 @pytest.fixture(scope='module')
 def one_thread():
     """Small models on a few shared cores run many times faster on one intra-op thread;
