@@ -42,7 +42,7 @@ if ! mmcv_ops_ok; then
     cache_flag=()
     # A cached wheel without ops (built in isolation, or by another torch) must not be reused.
     [ -n "${MMCV_REBUILD:-}" ] && cache_flag=(--no-cache-dir)
-    echo "[setup_env] building mmcv 2.1.0 with its ops (about 15 min on 2 cores)"
+    echo "[setup_env] building mmcv 2.1.0 with its ops (10-25 min on 2 cores)"
     CXX="$wrap" MMCV_WITH_OPS=1 FORCE_CUDA="${FORCE_CUDA:-0}" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
         "${PIP[@]}" install -q --no-build-isolation "${cache_flag[@]}" mmcv==2.1.0
     if ! mmcv_ops_ok; then
