@@ -180,17 +180,17 @@ def main(argv: Optional[List[str]] = None) -> None:
     print('|---|---|---|---|---|---|---|---|---|---|')
     for name in args.models:
         case = CASES[name]
-        batch = args.batch or Config.fromfile(case.ours).train_dataloader.batch_size
-        varied = args.vary_sizes and Config.fromfile(case.ours).default_scope == 'mmdet'
+        ours = Config.fromfile(case.ours)
+        batch = args.batch or ours.train_dataloader.batch_size
+        varied = args.vary_sizes and ours.default_scope == 'mmdet'
         sizes = [tuple(max(32, round(s * f * args.scale / 32) * 32)
                        for s, f in zip(case.size, factors))
                  for factors in (VARIED if varied else VARIED[:1])]
-        sides = [('ours', case.ours)] + ([] if args.no_baseline else
-                                         [('baseline', case.baseline)])
+        sides = [('ours, compiled' if args.compile_backbone else 'ours', case.ours)]
+        if not args.no_baseline:
+            sides.append(('baseline', case.baseline))
         for precision in args.precisions:
             for label, path in sides:
-                if label == 'ours' and args.compile_backbone:
-                    label = 'ours, compiled'
                 r = measure(path, sizes, batch, precision, args.warmup, args.iters, args.device,
                             args.compile_backbone)
                 r.update(model=name, side=label)
